@@ -21,7 +21,8 @@ _MISSING: Any = object()
 
 _SIZE_UNITS = {
     "": 1, "b": 1,
-    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2, "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
+    "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2,
+    "g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4,
     "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
 }
 _DURATION_UNITS = {"": 1.0, "ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
@@ -40,12 +41,12 @@ class Section:
     """One TOML table being validated. Getters consume keys; `done()` rejects the rest as unknown."""
 
     def __init__(self, data: dict[str, Any], file: str, path: str = "") -> None:
-        self.data, self.file, self.path = data, file, path
+        self.data, self.file, self.where = data, file, path
         self._used: set[str] = set()
 
     # -- plumbing ---------------------------------------------------------------------------
     def key(self, name: str) -> str:
-        return f"{self.path}.{name}" if self.path else name
+        return f"{self.where}.{name}" if self.where else name
 
     def error(self, name: str, message: str) -> ConfigError:
         return ConfigError(self.file, self.key(name), message)
@@ -84,7 +85,8 @@ class Section:
             raise self.error(name, f"expected true or false, got {_tname(value)}")
         return value
 
-    def int(self, name: str, default: Any = _MISSING, *, min: int | None = None, max: int | None = None) -> Any:
+    def int(self, name: str, default: Any = _MISSING, *, min: int | None = None,
+            max: int | None = None) -> Any:
         value = self._raw(name, default)
         if value is default and default is None:
             return None
