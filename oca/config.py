@@ -46,6 +46,8 @@ class Section:
 
     # -- plumbing ---------------------------------------------------------------------------
     def key(self, name: str) -> str:
+        if not name:
+            return self.where
         return f"{self.where}.{name}" if self.where else name
 
     def error(self, name: str, message: str) -> ConfigError:
@@ -306,3 +308,168 @@ def read_store_config(root: Section, *, check_dirs: bool = True) -> StoreConfig:
         raise store.error("default_tier", f"tier {default_tier!r} has no disks")
     store.done()
     return StoreConfig(index_path, map_size, default_tier, tuple(disks), partial_max_age)
+
+
+# ------------------------------------------------------------------------------------------------
+# The edge server's sections: [server] [limits] [files] [tokens] [cors] [miss] [log] [admin].
+# docs/examples/oca.toml documents every key; docs/edge.md explains the choices.
+# ------------------------------------------------------------------------------------------------
+
+TOKEN_MODES = ("require", "open")
+MISS_ACTIONS = ("404", "redirect")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    listen: tuple[str, int]
+    workers: int             # 0 = one per core available to the process
+    backlog: int
+    max_connections: int     # per worker; more are answered 503 and closed
+    drain_timeout: float     # SIGTERM: seconds to finish in-flight responses
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    max_request_line: int    # bytes of request-target; longer → 414 (RFC 9112 §3)
+    max_header_bytes: int    # bytes of the header section; more → 431 (RFC 6585 §5)
+    max_headers: int         # header fields; more → 431
+    header_timeout: float    # a started request must have all its headers within this (slowloris) → 408
+    idle_timeout: float      # keep-alive connection with no request → closed
+    send_timeout: float      # a response making no progress (client not reading) → closed
+    max_ranges: int          # more range-specs → Range ignored, 200 (oca/ranges.py)
+    max_pipelined: int       # requests queued behind the one being answered before reading pauses
+
+
+@dataclass(frozen=True)
+class FilesConfig:
+    open_files: int          # cached open file descriptors per worker
+    refresh_interval: float  # how often a worker checks the index generation for changes
+    hits_flush_interval: float  # how often per-key hit counts are written to the index
+
+
+@dataclass(frozen=True)
+class TokensConfig:
+    mode: str                # "require" (appliances) | "open" (origin, dev)
+    keys_file: Path | None   # key ring (oca/tokens.py documents the format); required in require mode
+
+
+@dataclass(frozen=True)
+class CorsConfig:
+    allowed_origins: tuple[str, ...]  # exact origins, or "*"; empty = no CORS headers
+    max_age: int                      # seconds a browser may cache a preflight answer
+
+
+@dataclass(frozen=True)
+class MissConfig:
+    action: str              # "404" | "redirect"
+    redirect_base: str | None  # e.g. "http://ixp-1.example:8080"; the key and query string are appended
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    access_log: Path | None  # None = no access log
+    buffer_bytes: int        # a worker writes its buffered lines when they reach this size ...
+    flush_interval: float    # ... or this often
+    level: str               # application log level
+
+
+@dataclass(frozen=True)
+class AdminConfig:
+    listen: tuple[str, int]  # /metrics, /healthz, /readyz (never on the serving port)
+
+
+@dataclass(frozen=True)
+class EdgeConfig:
+    server: ServerConfig
+    limits: LimitsConfig
+    files: FilesConfig
+    tokens: TokensConfig
+    cors: CorsConfig
+    miss: MissConfig
+    log: LogConfig
+    admin: AdminConfig
+
+
+@dataclass(frozen=True)
+class OcaConfig:
+    path: Path
+    store: StoreConfig
+    edge: EdgeConfig
+    reporter: dict[str, Any]  # [reporter] table, validated by oca/reporter.py
+
+
+def read_edge_config(root: Section) -> EdgeConfig:
+    """Validate the edge's sections of `root` (absent sections take their defaults)."""
+    s = root.section("server")
+    server = ServerConfig(s.address("listen", "0.0.0.0:8080"), s.int("workers", 0, min=0, max=256),
+                          s.int("backlog", 1024, min=1), s.int("max_connections", 10000, min=1),
+                          s.duration("drain_timeout", "30s"))
+    s.done()
+    s = root.section("limits")
+    limits = LimitsConfig(s.size("max_request_line", "8KiB"), s.size("max_header_bytes", "16KiB"),
+                          s.int("max_headers", 100, min=1), s.duration("header_timeout", "10s"),
+                          s.duration("idle_timeout", "60s"), s.duration("send_timeout", "60s"),
+                          s.int("max_ranges", 16, min=1, max=1000), s.int("max_pipelined", 32, min=1))
+    for name in ("max_request_line", "max_header_bytes"):
+        if getattr(limits, name) < 256:
+            raise s.error(name, "must be at least 256 bytes")
+    for name in ("header_timeout", "idle_timeout", "send_timeout"):
+        if getattr(limits, name) <= 0:
+            raise s.error(name, "must be more than 0")
+    s.done()
+    s = root.section("files")
+    files = FilesConfig(s.int("open_files", 4096, min=16), s.duration("refresh_interval", "250ms"),
+                        s.duration("hits_flush_interval", "10s"))
+    s.done()
+    s = root.section("tokens")
+    mode = s.choice("mode", TOKEN_MODES, "require")
+    keys_file = s.path("keys_file", None, must_be_file=True)
+    if mode == "require" and keys_file is None:
+        raise s.error("keys_file", "required when mode = \"require\"")
+    s.done()
+    tokens = TokensConfig(mode, keys_file)
+    cors = _read_cors(root.section("cors"))
+    s = root.section("miss")
+    action = s.choice("action", MISS_ACTIONS, "404")
+    base = s.str("redirect_base", None)
+    if action == "redirect":
+        if base is None:
+            raise s.error("redirect_base", "required when action = \"redirect\"")
+        if not re.match(r"^https?://[^/?#\s]+(/[^?#\s]*)?$", base):
+            raise s.error("redirect_base", f"expected an http(s) base URL without query, got {base!r}")
+        base = base.rstrip("/")
+    s.done()
+    miss = MissConfig(action, base)
+    s = root.section("log")
+    log = LogConfig(s.path("access_log", None), s.size("buffer", "64KiB"), s.duration("flush_interval", "1s"),
+                    s.choice("level", ("DEBUG", "INFO", "WARNING", "ERROR"), "INFO"))
+    s.done()
+    s = root.section("admin")
+    admin = AdminConfig(s.address("listen", "127.0.0.1:9100"))
+    s.done()
+    return EdgeConfig(server, limits, files, tokens, cors, miss, log, admin)
+
+
+def _read_cors(s: Section) -> CorsConfig:
+    origins = s.str_list("allowed_origins", ())
+    for n, origin in enumerate(origins):
+        if origin != "*" and not re.match(r"^https?://[^/?#\s]+$", origin):
+            raise s.error(f"allowed_origins[{n}]", f"expected \"*\" or scheme://host[:port], got {origin!r}")
+    max_age = int(s.duration("max_age", "1h"))
+    s.done()
+    return CorsConfig(tuple(origins), max_age)
+
+
+def default_edge_config() -> EdgeConfig:
+    """Every edge key at its default, with tokens open (the `oca serve --root` shortcut)."""
+    return read_edge_config(Section({"tokens": {"mode": "open"}}, "<defaults>"))
+
+
+def load_oca_config(path: str | os.PathLike[str]) -> OcaConfig:
+    """Read and validate the appliance's ``oca.toml``: [store] plus the edge's sections."""
+    root = load_toml(path)
+    store = read_store_config(root)
+    edge = read_edge_config(root)
+    reporter = root.section("reporter").data
+    root.done()
+    return OcaConfig(Path(path).resolve(), store, edge, reporter)

@@ -483,6 +483,7 @@ class Staging:
 
     def write(self, data: bytes) -> None:
         if self.offset + len(data) > self.size:
+            self.abort()
             raise VerifyFailed(f"{self.key}: source sent more than the expected {self.size} bytes")
         view = memoryview(data)
         while view:
