@@ -1,0 +1,89 @@
+"""`oca-steering`: the steering daemon's command line.
+
+    oca-steering serve --config /etc/oca/oca-steering.toml [--listen HOST:PORT]
+    oca-steering check-config --config FILE
+
+A configuration error prints one line naming the file and key and exits 2 (`oca.config.EXIT_CONFIG`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import replace
+
+from aiohttp import web
+
+from oca.config import EXIT_CONFIG, ConfigError, parse_address
+from steering.config import SteeringConfig, load_steering_config
+from steering.geo import GeoDatabaseError
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message (and the exception, if any)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record.created)),
+               "level": record.levelname.lower(), "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oca-steering",
+                                     description="Steering: client IP + content -> ranked appliances.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the steering HTTP service")
+    serve.add_argument("--config", required=True,
+                       help="TOML config file (see docs/examples/oca-steering.toml)")
+    serve.add_argument("--listen", help="HOST:PORT, overrides server.listen")
+    check = sub.add_parser("check-config", help="validate the config file and exit")
+    check.add_argument("--config", required=True)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load_steering_config(args.config)
+        if args.command == "serve" and args.listen:
+            try:
+                config = replace(config, listen=parse_address(args.listen))
+            except ValueError as e:
+                raise ConfigError("--listen", "", str(e)) from None
+    except ConfigError as e:
+        print(f"oca-steering: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "check-config":
+        print(f"{args.config}: ok")
+        return 0
+    return serve(config)
+
+
+def serve(config: SteeringConfig) -> int:
+    from steering.service import create_daemon_app
+
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonLogFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    try:
+        import uvloop
+        uvloop.install()
+    except ImportError:
+        pass
+    try:
+        app = create_daemon_app(config)
+    except GeoDatabaseError as e:
+        print(f"oca-steering: {e}", file=sys.stderr)
+        return EXIT_CONFIG
+    host, port = config.listen
+    web.run_app(app, host=host, port=port, access_log=None, print=None)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

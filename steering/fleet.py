@@ -1,0 +1,286 @@
+"""The fleet model steering answers from, built from the control plane's fleet snapshot.
+
+Build → validate → swap (docs/contracts.md, "Fleet snapshot"): `FleetModel.build` turns a snapshot
+document into an immutable model or raises `SnapshotError` naming the offending field; nothing is
+swapped in until the whole model exists, and `ModelHolder.swap` replaces it in one assignment, so a
+request never sees half a model. `steering/poller.py` fetches snapshots with ETags and keeps the last good
+model when the control plane is down or sends something that does not validate.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from steering.prefixes import PrefixTable, parse_prefix
+
+SNAPSHOT_VERSION = 1
+_MASK64 = (1 << 64) - 1
+
+
+class Kind(StrEnum):
+    EMBEDDED = "embedded"   # inside an ISP's network, serves that ISP's clients
+    IXP = "ixp"             # at an internet exchange point, serves a region
+    ORIGIN = "origin"       # holds every ready rendition; the last resort
+
+
+class SnapshotError(ValueError):
+    """The snapshot does not follow the contract; `where` is the field path (``appliances[3].asn``)."""
+
+    def __init__(self, where: str, message: str) -> None:
+        super().__init__(f"fleet snapshot: {where}: {message}" if where else f"fleet snapshot: {message}")
+        self.where, self.message = where, message
+
+
+def stable_hash64(text: str) -> int:
+    """A 64-bit hash that is the same in every process and replica (unlike `hash()`, which is salted)."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Appliance:
+    index: int
+    id: str
+    kind: Kind
+    site: str
+    region: str | None
+    country: str | None
+    asn: int | None
+    base_url: str
+    healthy: bool
+    fresh: bool
+    load_ratio: float
+    holds_all: bool
+    keys: frozenset[str]
+    titles: frozenset[str]    # titles of which this appliance holds every ready rendition
+    seed: int                 # stable_hash64(id), mixed with the content's hash for rendezvous hashing
+
+    @property
+    def eligible(self) -> bool:
+        """Fresh and healthy: the only appliances steering may ever name."""
+        return self.fresh and self.healthy
+
+
+@dataclass(frozen=True, eq=False)
+class FleetModel:
+    generation: str
+    generated_at: str
+    stale_after_s: float
+    appliances: tuple[Appliance, ...]
+    prefixes: PrefixTable
+    titles: dict[str, tuple[str, ...]]
+    ready_keys: frozenset[str]                    # every rendition of every title: what origins hold
+    embedded_by_asn: dict[int, tuple[int, ...]]
+    ixp_by_country: dict[str, tuple[int, ...]]
+    ixp_by_region: dict[str, tuple[int, ...]]
+    origins: tuple[int, ...]
+    country_region: dict[str, str] = field(default_factory=dict)
+
+    def holds_key(self, appliance: Appliance, key: str) -> bool:
+        return key in appliance.keys or (appliance.holds_all and key in self.ready_keys)
+
+    def holds_title(self, appliance: Appliance, title: str) -> bool:
+        return title in appliance.titles or (appliance.holds_all and title in self.titles)
+
+    @classmethod
+    def from_json(cls, body: bytes | str, *, country_region: dict[str, str] | None = None) -> FleetModel:
+        """Parse and build; invalid JSON is a SnapshotError too."""
+        try:
+            doc = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as e:
+            raise SnapshotError("", f"not JSON: {e}") from None
+        return cls.build(doc, country_region=country_region)
+
+    @classmethod
+    def build(cls, doc: Any, *, country_region: dict[str, str] | None = None) -> FleetModel:
+        """Validate a snapshot document (already parsed JSON) and build the model, or raise SnapshotError.
+
+        `country_region` maps ISO country codes to region names for clients located by GeoIP; countries
+        it does not name take the region most of the fleet's appliances in that country declare.
+        """
+        root = _Reader(doc, "")
+        if root.get("version", int) != SNAPSHOT_VERSION:
+            raise SnapshotError("version", f"unsupported version (this steering reads {SNAPSHOT_VERSION})")
+        generation = root.get("generation", str)
+        generated_at = root.get("generated_at", str)
+        stale_after_s = float(root.get("stale_after_s", (int, float)))
+        titles = _read_titles(root.sub("titles", dict))
+        key_title = {key: title for title, keys in titles.items() for key in keys}
+        title_sizes = {title: len(keys) for title, keys in titles.items()}
+        interned: dict[str, str] = {}
+        appliances: list[Appliance] = []
+        reports: list[tuple[int, list[str], list[str]]] = []
+        seen: set[str] = set()
+        for index, item in enumerate(root.sub("appliances", list).items()):
+            appliance, v4, v6 = _read_appliance(index, item, key_title, title_sizes, interned)
+            if appliance.id in seen:
+                raise SnapshotError(f"appliances[{index}].id", f"duplicate appliance id {appliance.id!r}")
+            seen.add(appliance.id)
+            appliances.append(appliance)
+            reports.append((index, v4, v6))
+        prefixes = PrefixTable.build(reports)
+        return cls(
+            generation=generation, generated_at=generated_at, stale_after_s=stale_after_s,
+            appliances=tuple(appliances), prefixes=prefixes, titles=titles,
+            ready_keys=frozenset(key_title), **_groups(appliances),
+            country_region=_country_regions(appliances, country_region or {}),
+        )
+
+
+def _groups(appliances: list[Appliance]) -> dict[str, Any]:
+    by_asn: dict[int, list[int]] = {}
+    by_country: dict[str, list[int]] = {}
+    by_region: dict[str, list[int]] = {}
+    origins: list[int] = []
+    for a in appliances:
+        if a.kind is Kind.EMBEDDED and a.asn is not None:
+            by_asn.setdefault(a.asn, []).append(a.index)
+        elif a.kind is Kind.IXP:
+            if a.country:
+                by_country.setdefault(a.country, []).append(a.index)
+            if a.region:
+                by_region.setdefault(a.region, []).append(a.index)
+        elif a.kind is Kind.ORIGIN:
+            origins.append(a.index)
+    return {
+        "embedded_by_asn": {k: tuple(v) for k, v in by_asn.items()},
+        "ixp_by_country": {k: tuple(v) for k, v in by_country.items()},
+        "ixp_by_region": {k: tuple(v) for k, v in by_region.items()},
+        "origins": tuple(origins),
+    }
+
+
+def _country_regions(appliances: list[Appliance], configured: dict[str, str]) -> dict[str, str]:
+    votes: dict[str, Counter[str]] = {}
+    for a in appliances:
+        if a.country and a.region:
+            votes.setdefault(a.country, Counter())[a.region] += 1
+    derived = {country: counter.most_common(1)[0][0] for country, counter in votes.items()}
+    return {**derived, **configured}
+
+
+def _read_titles(reader: _Reader) -> dict[str, tuple[str, ...]]:
+    titles: dict[str, tuple[str, ...]] = {}
+    for title, keys in reader.value.items():
+        where = reader.path(title)
+        if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+            raise SnapshotError(where, "expected a list of content keys")
+        titles[sys.intern(title)] = tuple(dict.fromkeys(sys.intern(k) for k in keys))
+    return titles
+
+
+def _read_appliance(index: int, item: Any, key_title: dict[str, str], title_sizes: dict[str, int],
+                    interned: dict[str, str]) -> tuple[Appliance, list[str], list[str]]:
+    r = _Reader(item, f"appliances[{index}]")
+    if not isinstance(item, dict):
+        raise SnapshotError(r.where, "expected an object")
+    appliance_id = r.get("id", str)
+    kind_text = r.get("kind", str)
+    try:
+        kind = Kind(kind_text)
+    except ValueError:
+        raise SnapshotError(r.path("kind"), f"unknown kind {kind_text!r} (embedded, ixp or origin)") from None
+    base_url = r.get("base_url", str)
+    if not base_url.startswith(("http://", "https://")):
+        raise SnapshotError(r.path("base_url"), f"expected an http(s) URL, got {base_url!r}")
+    asn = r.optional("asn", int)
+    country = r.optional("country", str)
+    load = r.get("load_ratio", (int, float))
+    if load < 0:
+        raise SnapshotError(r.path("load_ratio"), "must not be negative")
+    keys_reader = r.sub("keys", list)
+    keys = frozenset(interned.setdefault(k, k) for k in keys_reader.strings())
+    counts = Counter(key_title[k] for k in keys if k in key_title)
+    titles = frozenset(t for t, n in counts.items() if n == title_sizes[t])
+    prefixes = r.sub("prefixes", dict)
+    v4 = _read_prefixes(prefixes.sub("ipv4", list), 32)
+    v6 = _read_prefixes(prefixes.sub("ipv6", list), 128)
+    appliance = Appliance(
+        index=index, id=appliance_id, kind=kind, site=r.optional("site", str) or "",
+        region=r.optional("region", str), country=country.upper() if country else None, asn=asn,
+        base_url=base_url.rstrip("/"), healthy=r.get("healthy", bool), fresh=r.get("fresh", bool),
+        load_ratio=float(load), holds_all=r.get("holds_all", bool), keys=keys, titles=titles,
+        seed=stable_hash64(appliance_id),
+    )
+    return appliance, v4, v6
+
+
+def _read_prefixes(reader: _Reader, bits: int) -> list[str]:
+    result = []
+    for i, text in enumerate(reader.value):
+        try:
+            prefix, family = parse_prefix(text)
+        except ValueError as e:
+            raise SnapshotError(reader.path(i), str(e)) from None
+        if family != bits:
+            raise SnapshotError(reader.path(i), f"{text!r} is not an IPv{4 if bits == 32 else 6} prefix")
+        result.append(prefix)
+    return result
+
+
+class _Reader:
+    """Typed access to one JSON object with field paths for errors."""
+
+    def __init__(self, value: Any, where: str) -> None:
+        self.value, self.where = value, where
+
+    def path(self, name: str | int) -> str:
+        if isinstance(name, int):
+            return f"{self.where}[{name}]"
+        return f"{self.where}.{name}" if self.where else name
+
+    def get(self, name: str, types: type | tuple[type, ...]) -> Any:
+        if not isinstance(self.value, dict) or name not in self.value:
+            raise SnapshotError(self.path(name), "required field is missing")
+        return self._check(name, self.value[name], types)
+
+    def optional(self, name: str, types: type | tuple[type, ...]) -> Any:
+        value = self.value.get(name) if isinstance(self.value, dict) else None
+        return None if value is None else self._check(name, value, types)
+
+    def sub(self, name: str, types: type) -> _Reader:
+        return _Reader(self.get(name, types), self.path(name))
+
+    def items(self) -> list[Any]:
+        return self.value
+
+    def strings(self) -> list[str]:
+        for i, value in enumerate(self.value):
+            if not isinstance(value, str) or not value:
+                raise SnapshotError(self.path(i), "expected a non-empty string")
+        return self.value
+
+    def _check(self, name: str, value: Any, types: type | tuple[type, ...]) -> Any:
+        # JSON true/false are Python bools, which are ints: keep them out of integer fields.
+        wants_bool = types is bool
+        if isinstance(value, bool) != wants_bool or not isinstance(value, types):
+            expected = types.__name__ if isinstance(types, type) else " or ".join(t.__name__ for t in types)
+            raise SnapshotError(self.path(name), f"expected {expected}, got {type(value).__name__}")
+        return value
+
+
+class ModelHolder:
+    """The current model and when it was last confirmed current. Swapped in one assignment."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self._clock = clock
+        self.model: FleetModel | None = None
+        self.confirmed_at: float | None = None
+
+    def swap(self, model: FleetModel) -> None:
+        self.model, self.confirmed_at = model, self._clock()
+
+    def confirm(self) -> None:
+        """The control plane said the snapshot is unchanged (304): the model is current again."""
+        if self.model is not None:
+            self.confirmed_at = self._clock()
+
+    def age(self) -> float | None:
+        """Seconds since the model was last built or confirmed; None before the first model."""
+        return None if self.confirmed_at is None else max(0.0, self._clock() - self.confirmed_at)

@@ -1,0 +1,32 @@
+"""Where a client is: covering BGP prefixes first, GeoIP for everything else.
+
+A prefix one of our appliances learned from its ISP is the strongest evidence (the ISP itself says the
+client is behind it), so a BGP match needs no GeoIP lookup: the client's ASN and country are those of the
+appliance's ISP. Only an address no prefix covers costs GeoIP lookups.
+"""
+
+from __future__ import annotations
+
+from steering.fleet import FleetModel
+from steering.geo import NO_ANSWER, GeoLookup
+from steering.prefixes import normalize_ip
+from steering.ranking import Client
+
+
+def locate(model: FleetModel, geo: GeoLookup | None, ip: str) -> Client:
+    """Locate `ip` (raises prefixes.InvalidAddress when it is not an IP address)."""
+    address, bits = normalize_ip(ip)
+    matches = tuple(model.prefixes.lookup(address, bits))
+    if matches:
+        first = model.appliances[matches[0].appliances[0]]
+        asn, country, source = first.asn, first.country, "bgp"
+        if asn is None or country is None:
+            answer = geo.lookup(address) if geo is not None else NO_ANSWER
+            asn = asn if asn is not None else answer.asn
+            country = country or answer.country
+    else:
+        answer = geo.lookup(address) if geo is not None else NO_ANSWER
+        asn, country = answer.asn, answer.country
+        source = "geoip" if asn is not None or country is not None else "none"
+    region = model.country_region.get(country) if country else None
+    return Client(address, asn, country, region, matches, source)

@@ -1,0 +1,61 @@
+"""Prometheus metrics of the steering service, on an injected registry (values read at scrape time)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from steering.ranking import Tier
+
+TIER_LABELS = tuple(t.label for t in Tier) + ("none",)
+FETCH_OUTCOMES = ("updated", "not_modified", "fetch_error", "invalid")
+# Decisions take microseconds; the HTTP layer milliseconds.
+_LATENCY_BUCKETS = (2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4, 1e-3, 5e-3, 0.025, 0.1)
+
+
+class SteeringMetrics:
+    def __init__(self, registry: CollectorRegistry, model_age: Callable[[], float | None]) -> None:
+        self.registry = registry
+        self.decisions = Counter(
+            "oca_steering_decisions", "Steering decisions by the first candidate's tier and the API",
+            ["api", "tier"], registry=registry)
+        self.candidate_reasons = Counter(
+            "oca_steering_candidates", "Candidates named in answers, by tier and whether overloaded",
+            ["tier", "overloaded"], registry=registry)
+        self.latency = Histogram(
+            "oca_steering_decision_seconds", "Time to locate the client and rank appliances",
+            registry=registry, buckets=_LATENCY_BUCKETS)
+        self.rejected = Counter(
+            "oca_steering_rejected_requests", "Requests answered with an error, by reason",
+            ["reason"], registry=registry)
+        self.fetches = Counter(
+            "oca_steering_snapshot_fetches", "Fleet snapshot fetches by outcome", ["outcome"],
+            registry=registry)
+        self.build_seconds = Gauge(
+            "oca_steering_model_build_seconds", "Time the last model build took", registry=registry)
+        self.appliances = Gauge(
+            "oca_steering_model_appliances", "Appliances in the current model", registry=registry)
+        self.prefixes = Gauge(
+            "oca_steering_model_prefixes", "BGP prefixes in the current model", ["family"], registry=registry)
+        age = Gauge("oca_steering_model_age_seconds",
+                    "Seconds since the model was built or confirmed by the control plane (-1: no model yet)",
+                    registry=registry)
+        age.set_function(lambda: _or_minus_one(model_age()))
+        # Pre-bind the hot children: labels() costs a lock and a dict lookup per call.
+        self._decision_children = {(api, t): self.decisions.labels(api, t)
+                                   for api in ("steer", "hls", "dash") for t in TIER_LABELS}
+        self._candidate_children = {(t, o): self.candidate_reasons.labels(t, o)
+                                    for t in TIER_LABELS for o in ("false", "true")}
+        for outcome in FETCH_OUTCOMES:
+            self.fetches.labels(outcome)
+
+    def decided(self, api: str, tier: str, seconds: float, candidates: list[tuple[str, bool]]) -> None:
+        self._decision_children[(api, tier)].inc()
+        self.latency.observe(seconds)
+        for label, overloaded in candidates:
+            self._candidate_children[(label, "true" if overloaded else "false")].inc()
+
+
+def _or_minus_one(value: float | None) -> float:
+    return -1.0 if value is None else value

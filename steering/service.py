@@ -1,0 +1,201 @@
+"""The steering HTTP service (aiohttp): steering answers, content-steering manifests, metrics, health.
+
+Routes (docs/steering.md):
+- ``GET /api/v1/steer?ip=IP&key=KEY`` (or ``&title=ID``; optional ``&limit=N``) → the ranked answer of
+  docs/contracts.md. 200 with an empty ``candidates`` list when nobody can serve the content.
+- ``GET /api/v1/content-steering/hls`` and ``/dash`` (``?key=`` or ``?title=``, optional ``pathways=``) →
+  a steering manifest for the connecting client.
+- ``GET /metrics`` (Prometheus), ``GET /healthz`` (200 once a model is loaded, else 503).
+The service only does I/O: locating and ranking are `steering.decision`, manifests
+`steering.content_steering`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from oca.contentkey import InvalidKey, validate_key
+from steering import content_steering as cs
+from steering.config import ContentSteeringConfig, RankingConfig, SteeringConfig
+from steering.decision import Decision, answer_document, steer
+from steering.fleet import FleetModel, ModelHolder
+from steering.geo import GeoLookup
+from steering.metrics import SteeringMetrics
+from steering.poller import SnapshotPoller
+from steering.prefixes import InvalidAddress
+from steering.ranking import Content
+
+log = logging.getLogger(__name__)
+
+HOLDER: web.AppKey[ModelHolder] = web.AppKey("holder", ModelHolder)
+METRICS: web.AppKey[SteeringMetrics] = web.AppKey("metrics", SteeringMetrics)
+POLLER: web.AppKey[SnapshotPoller] = web.AppKey("poller", SnapshotPoller)
+_JSON = "application/json"
+# Players fetch steering manifests from pages served by other origins (RFC 6454; Fetch standard CORS).
+_CORS = {"Access-Control-Allow-Origin": "*"}
+
+
+class RequestError(Exception):
+    """A request we refuse: the HTTP status, a stable code for clients and metrics, a message."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+@dataclass(frozen=True)
+class Settings:
+    ranking: RankingConfig
+    content_steering: ContentSteeringConfig
+
+
+class SteeringHandlers:
+    def __init__(self, settings: Settings, holder: ModelHolder, geo: GeoLookup | None,
+                 metrics: SteeringMetrics, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.settings, self.holder, self.geo, self.metrics, self.clock = settings, holder, geo, metrics, clock
+
+    async def steer(self, request: web.Request) -> web.Response:
+        try:
+            query = request.query
+            model = self._model()
+            ip = query.get("ip")
+            if not ip:
+                raise RequestError(400, "missing_ip", "query parameter ip is required")
+            content = _content(query, model)
+            limit = _limit(query.get("limit"), self.settings.ranking.max_candidates)
+            decision = self._decide("steer", model, ip, content, limit)
+        except RequestError as e:
+            return self._error(e)
+        doc = answer_document(decision, model, self.holder.age() or 0.0)
+        return web.Response(body=json.dumps(doc).encode(), content_type=_JSON)
+
+    async def content_steering(self, request: web.Request) -> web.Response:
+        protocol = cs.Protocol(request.match_info["protocol"])
+        try:
+            query = request.query
+            model = self._model()
+            content = _content(query, model)
+            ip = request.remote or ""
+            decision = self._decide(protocol.value, model, ip, content, None)
+        except RequestError as e:
+            return self._error(e, headers=_CORS)
+        flat = {k: v for k, v in query.items()}
+        offered = cs.parse_pathways(query.get("pathways"))
+        priority = cs.pathway_priority(
+            decision.candidates, offered, cs.read_player_state(protocol, flat),
+            min_throughput_bps=self.settings.content_steering.min_throughput_bps)
+        if not priority:
+            return self._error(RequestError(503, "no_pathway", "no appliance can serve this content now"),
+                               headers=_CORS)
+        doc = cs.steering_manifest(protocol, priority, ttl_s=self.settings.content_steering.ttl,
+                                   reload=cs.reload_uri(request.path, flat))
+        return web.Response(body=json.dumps(doc).encode(), content_type=_JSON,
+                            headers={**_CORS, "Cache-Control": "no-store"})
+
+    async def metrics_page(self, request: web.Request) -> web.Response:
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(self, request: web.Request) -> web.Response:
+        model = self.holder.model
+        if model is None:
+            return web.json_response({"status": "no_model"}, status=503)
+        return web.json_response({"status": "ok", "model": {
+            "generation": model.generation, "age_s": round(self.holder.age() or 0.0, 3),
+            "appliances": len(model.appliances), "prefixes": model.prefixes.counts}})
+
+    def _model(self) -> FleetModel:
+        model = self.holder.model
+        if model is None:
+            raise RequestError(503, "no_model", "no fleet snapshot loaded yet")
+        return model
+
+    def _decide(self, api: str, model: FleetModel, ip: str, content: Content, limit: int | None) -> Decision:
+        started = self.clock()
+        try:
+            decision = steer(model, self.geo, ip, content, load_limit=self.settings.ranking.load_limit,
+                             limit=limit)
+        except InvalidAddress as e:
+            raise RequestError(400, "invalid_ip", str(e)) from None
+        self.metrics.decided(api, decision.tier_label, self.clock() - started,
+                             [(r.tier.label, r.overloaded) for r in decision.candidates])
+        return decision
+
+    def _error(self, e: RequestError, headers: dict[str, str] | None = None) -> web.Response:
+        self.metrics.rejected.labels(e.code).inc()
+        body = json.dumps({"error": {"code": e.code, "message": e.message}}).encode()
+        return web.Response(status=e.status, body=body, content_type=_JSON, headers=headers)
+
+
+def _content(query: Any, model: FleetModel) -> Content:
+    key, title = query.get("key"), query.get("title")
+    if (key is None) == (title is None):
+        raise RequestError(400, "missing_content", "give exactly one of key and title")
+    if key is not None:
+        try:
+            return Content(key=validate_key(key))
+        except InvalidKey as e:
+            raise RequestError(400, "invalid_key", str(e)) from None
+    if title not in model.titles:
+        raise RequestError(404, "unknown_title", f"title {title!r} has no ready renditions")
+    return Content(title=title)
+
+
+def _limit(text: str | None, default: int) -> int:
+    if text is None:
+        return default
+    if not text.isascii() or not text.isdigit() or not 1 <= int(text) <= 1000:
+        raise RequestError(400, "invalid_limit", f"limit must be an integer 1..1000, got {text!r}")
+    return int(text)
+
+
+def create_app(settings: Settings, holder: ModelHolder, geo: GeoLookup | None,
+               metrics: SteeringMetrics) -> web.Application:
+    """The routes over a model holder someone else keeps current (the daemon's poller, or a test)."""
+    handlers = SteeringHandlers(settings, holder, geo, metrics)
+    app = web.Application()
+    app[HOLDER], app[METRICS] = holder, metrics
+    app.router.add_get("/api/v1/steer", handlers.steer)
+    app.router.add_get("/api/v1/content-steering/{protocol:hls|dash}", handlers.content_steering)
+    app.router.add_get("/metrics", handlers.metrics_page)
+    app.router.add_get("/healthz", handlers.healthz)
+    return app
+
+
+def create_daemon_app(config: SteeringConfig, *, clock: Callable[[], float] = time.monotonic,
+                      registry: CollectorRegistry | None = None) -> web.Application:
+    """The whole daemon: routes, GeoIP readers and the snapshot poller (started with the app)."""
+    holder = ModelHolder(clock)
+    metrics = SteeringMetrics(registry or CollectorRegistry(), holder.age)
+    geo = GeoLookup(config.asn_db, config.country_db) if (config.asn_db or config.country_db) else None
+    app = create_app(Settings(config.ranking, config.content_steering), holder, geo, metrics)
+
+    def build(body: bytes) -> FleetModel:
+        return FleetModel.from_json(body, country_region=config.ranking.country_regions)
+
+    async def poll_snapshots(app: web.Application) -> AsyncIterator[None]:
+        async with aiohttp.ClientSession() as session:
+            poller = SnapshotPoller(session, config.snapshot.url, config.snapshot.token, holder, metrics,
+                                    timeout=config.snapshot.timeout, build=build)
+            app[POLLER] = poller
+            task = asyncio.create_task(poller.run(config.snapshot.interval))
+            yield
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if geo is not None:
+            geo.close()
+
+    app.cleanup_ctx.append(poll_snapshots)
+    return app
