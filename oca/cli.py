@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from oca import store_cli
+from oca import report_cli, store_cli
 from oca.config import EXIT_CONFIG, ConfigError
 
 
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING, ERROR (default INFO)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     store_cli.register(sub)
+    report_cli.register(sub)
     return parser
 
 

@@ -1,0 +1,331 @@
+"""The appliance reporter: tells the control plane what this box holds, how loaded it is, whether its
+disks are healthy and which client prefixes its BGP session learned (docs/contracts.md, "Appliance report").
+
+Pure parts build the report from plain values (`build_report`, `health_section`, `load_section`,
+`InventoryTracker.next_inventory`); `Reporter` is the thin I/O shell that reads the store, the kernel
+routing table and the NIC counters, POSTs the report with the appliance token every interval, answers a
+409 (the control plane lost our generation) with a full snapshot at once, and keeps going while the
+control plane is down.
+
+Configuration: the ``[reporter]`` table of ``oca.toml`` (docs/steering.md documents every key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from oca.config import Section
+from oca.index import READY
+from oca.kernel_routes import KernelRoutes, RouteReadError, read_table, read_table_pyroute2
+from oca.store import DiskUsage, Entry, Store
+
+log = logging.getLogger(__name__)
+
+REPORT_VERSION = 1
+_BITRATE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)\s*([kmgt]?)(?:bps|bit/s|bit)?\s*$", re.IGNORECASE)
+_BITRATE_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
+_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+# -- configuration ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ReporterConfig:
+    appliance_id: str
+    control_plane_url: str          # base URL; the report goes to {url}/api/v1/appliances/{id}/report
+    token: str
+    interval: float
+    timeout: float
+    interface: str | None           # NIC whose transmit rate is the load
+    link_capacity_bps: int
+    route_table: int | None         # kernel table BIRD exports to; None: no BGP (static prefixes only)
+    route_reader: str               # "netlink" (fast, full tables) | "pyroute2"
+    netns: str | None               # read routes and link stats in this network namespace
+    prefixes_static: tuple[str, ...]
+    serve_port: int | None          # count established connections to this port (None: don't)
+
+    @property
+    def report_url(self) -> str:
+        return f"{self.control_plane_url}/api/v1/appliances/{self.appliance_id}/report"
+
+
+def parse_bitrate(value: Any) -> int:
+    """Bits per second from an integer or ``"10Gbps"``, ``"400G"``, ``"1.5 Mbit"`` (SI units)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    if isinstance(value, str):
+        m = _BITRATE.match(value)
+        if m and float(m.group(1)) > 0:
+            return int(float(m.group(1)) * _BITRATE_UNITS[m.group(2).lower()])
+    raise ValueError(f"expected a positive bit rate such as 10Gbps or 400G, got {value!r}")
+
+
+def read_reporter_config(s: Section) -> ReporterConfig:
+    """Validate the ``[reporter]`` table (`root.section("reporter")` of oca.toml)."""
+    appliance_id = s.str("appliance_id")
+    if not _ID.match(appliance_id):
+        raise s.error("appliance_id", "expected 1-64 characters of A-Z a-z 0-9 . _ -")
+    url = s.str("control_plane_url")
+    if not url.startswith(("http://", "https://")):
+        raise s.error("control_plane_url", f"expected an http(s) URL, got {url!r}")
+    token = _read_token(s)
+    interval = s.duration("interval", "30s")
+    if interval <= 0:
+        raise s.error("interval", "must be positive")
+    timeout = s.duration("timeout", "10s") or 10.0
+    interface = s.str("interface", None)
+    try:
+        capacity = parse_bitrate(s.str("link_capacity", "10Gbps"))
+    except ValueError as e:
+        raise s.error("link_capacity", str(e)) from None
+    table = s.int("route_table", 100, min=0, max=2**32 - 1)
+    reader = s.choice("route_reader", ("netlink", "pyroute2"), "netlink")
+    netns = s.str("netns", None)
+    static = s.str_list("prefixes_static", ())
+    for n, prefix in enumerate(static):
+        try:
+            _canonical_prefix(prefix)
+        except ValueError as e:
+            raise s.error(f"prefixes_static[{n}]", str(e)) from None
+    port = s.int("serve_port", 8080, min=0, max=65535)
+    s.done()
+    return ReporterConfig(appliance_id, url.rstrip("/"), token, interval, timeout, interface, capacity,
+                          table or None, reader, netns, static, port or None)
+
+
+def _read_token(s: Section) -> str:
+    token, token_file = s.str("token", None), s.path("token_file", None, must_be_file=True)
+    if (token is None) == (token_file is None):
+        raise s.error("token", "give exactly one of token and token_file")
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as e:
+            raise s.error("token_file", f"cannot read: {e}") from None
+        if not token:
+            raise s.error("token_file", f"{token_file} is empty")
+    return token
+
+
+def _canonical_prefix(text: str) -> tuple[str, int]:
+    net = ipaddress.ip_network(text, strict=True)
+    return str(net), net.version
+
+
+# -- pure report building -------------------------------------------------------------------------
+
+def health_section(usage: Iterable[DiskUsage], errors: Iterable[str]) -> dict[str, Any]:
+    """ok when every disk is ok and nothing went wrong; failed when no disk is ok; else degraded."""
+    usage = list(usage)
+    disks = [{"id": d.id, "tier": d.tier, "state": d.state, "capacity_bytes": d.capacity, "used_bytes": d.used}
+             for d in usage]
+    errors = [*(f"disk {d.id} failed: {d.reason or 'unknown reason'}" for d in usage if d.state != "ok"),
+              *errors]
+    all_failed = bool(disks) and all(d["state"] != "ok" for d in disks)
+    status = "failed" if all_failed else ("degraded" if errors else "ok")
+    return {"status": status, "disks": disks, "errors": errors}
+
+
+def load_section(tx_bps: int, link_capacity_bps: int, active_connections: int | None) -> dict[str, Any]:
+    return {"tx_bps": tx_bps, "link_capacity_bps": link_capacity_bps,
+            "ratio": round(tx_bps / link_capacity_bps, 6), "active_connections": active_connections}
+
+
+def prefixes_section(routes: KernelRoutes | None, static: Iterable[str], table: int | None) -> dict[str, Any]:
+    v4, v6 = set(routes.ipv4 if routes else ()), set(routes.ipv6 if routes else ())
+    static = tuple(static)
+    for prefix in static:
+        text, version = _canonical_prefix(prefix)
+        (v4 if version == 4 else v6).add(text)
+    sources = ([f"kernel-table:{table}"] if table is not None else []) + (["static"] if static else [])
+    return {"ipv4": sorted(v4), "ipv6": sorted(v6), "source": "+".join(sources) or "none"}
+
+
+def item(entry: Entry) -> dict[str, Any]:
+    return {"key": entry.key, "size": entry.size, "sha256": entry.sha256, "tier": entry.tier}
+
+
+def build_report(appliance_id: str, sent_at: float, health: dict[str, Any], load: dict[str, Any],
+                 inventory: dict[str, Any], prefixes: dict[str, Any]) -> dict[str, Any]:
+    return {"version": REPORT_VERSION, "appliance_id": appliance_id,
+            "sent_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(sent_at)),
+            "health": health, "load": load, "inventory": inventory, "prefixes": prefixes}
+
+
+class InventoryTracker:
+    """Full snapshot or delta against the generation the control plane last accepted."""
+
+    def __init__(self) -> None:
+        self.accepted: int | None = None
+
+    def next_inventory(self, store: Store) -> dict[str, Any]:
+        if self.accepted is not None:
+            delta = store.changes_since(self.accepted)
+            if delta is not None:
+                generation, upserted, removed = delta
+                return {"kind": "delta", "base_generation": self.accepted, "generation": generation,
+                        "added": [item(e) for e in upserted], "removed": removed}
+        # Read the generation first: an entry published while we iterate is then in the snapshot AND in
+        # the next delta, and applying it twice is harmless (an added key replaces the held one).
+        generation = store.generation()
+        failed = {disk for disk, state in store.disk_states().items() if state.state != "ok"}
+        items = [item(e) for e in store.entries() if e.state == READY and e.disk not in failed]
+        return {"kind": "full", "generation": generation, "items": items}
+
+    def on_accepted(self, generation: int) -> None:
+        self.accepted = generation
+
+    def resync(self) -> None:
+        """The control plane does not have our base generation: the next report is a full snapshot."""
+        self.accepted = None
+
+
+class TxRate:
+    """Transmit rate from successive byte counters (wraps and resets count as a fresh start)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[int, float] | None = None
+
+    def update(self, tx_bytes: int, now: float) -> int | None:
+        last, self._last = self._last, (tx_bytes, now)
+        if last is None or now <= last[1] or tx_bytes < last[0]:
+            return None
+        return int((tx_bytes - last[0]) * 8 / (now - last[1]))
+
+
+# -- I/O: counters, connections, routes ---------------------------------------------------------------
+
+def read_tx_bytes(interface: str, netns: str | None = None) -> int:
+    """The NIC's transmitted byte counter (IFLA_STATS64) via pyroute2."""
+    from pyroute2 import IPRoute
+
+    ipr = IPRoute(netns=netns, flags=0) if netns else IPRoute()
+    try:
+        links = ipr.get_links(ifname=interface)
+    finally:
+        ipr.close()
+    if not links:
+        raise OSError(f"interface {interface!r} not found")
+    return int(links[0].get_attr("IFLA_STATS64")["tx_bytes"])
+
+
+def count_established(port: int, proc: Path = Path("/proc/net")) -> int:
+    """Established TCP connections whose local port is `port`, from /proc/net/tcp and tcp6."""
+    wanted, count = f":{port:04X}", 0
+    for name in ("tcp", "tcp6"):
+        try:
+            with open(proc / name) as f:
+                next(f, None)
+                for line in f:
+                    fields = line.split(None, 4)
+                    if len(fields) > 3 and fields[3] == "01" and fields[1].endswith(wanted):
+                        count += 1
+        except FileNotFoundError:
+            continue
+    return count
+
+
+def read_routes(config: ReporterConfig) -> KernelRoutes | None:
+    if config.route_table is None:
+        return None
+    reader = read_table if config.route_reader == "netlink" else read_table_pyroute2
+    return reader(config.route_table, netns=config.netns)
+
+
+# -- the shell ------------------------------------------------------------------------------------------
+
+class ReportOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    RESYNC = "resync"            # 409 unknown_generation: a full snapshot follows at once
+    REJECTED = "rejected"        # 4xx/5xx: logged, tried again next interval
+    UNREACHABLE = "unreachable"  # connection failed or timed out
+
+
+class Reporter:
+    def __init__(self, config: ReporterConfig, store: Store, session: aiohttp.ClientSession, *,
+                 clock: Callable[[], float] = time.time,
+                 routes: Callable[[ReporterConfig], KernelRoutes | None] = read_routes,
+                 tx_bytes: Callable[[str, str | None], int] = read_tx_bytes,
+                 connections: Callable[[int], int] = count_established) -> None:
+        self.config, self.store, self.session, self.clock = config, store, session, clock
+        self._routes, self._tx_bytes, self._connections = routes, tx_bytes, connections
+        self.inventory = InventoryTracker()
+        self._rate = TxRate()
+        self._tx_bps = 0
+        self.last_report: dict[str, Any] | None = None
+        self.sample_tx()
+
+    def sample_tx(self) -> list[str]:
+        """Update the transmit rate; returns the errors met (for the report's health)."""
+        if self.config.interface is None:
+            return []
+        try:
+            rate = self._rate.update(self._tx_bytes(self.config.interface, self.config.netns), self.clock())
+        except OSError as e:
+            return [f"link stats of {self.config.interface}: {e}"]
+        if rate is not None:
+            self._tx_bps = rate
+        return []
+
+    async def build(self) -> dict[str, Any]:
+        errors = self.sample_tx()
+        loop = asyncio.get_running_loop()
+        routes = None
+        try:
+            # A full table takes ~0.5 s to read: off the event loop.
+            routes = await loop.run_in_executor(None, self._routes, self.config)
+        except (OSError, RouteReadError) as e:
+            errors.append(f"kernel table {self.config.route_table}: {e}")
+        self.store.check_disks()
+        active = self._connections(self.config.serve_port) if self.config.serve_port else None
+        prefixes = prefixes_section(routes, self.config.prefixes_static, self.config.route_table)
+        return build_report(
+            self.config.appliance_id, self.clock(), health_section(self.store.usage(), errors),
+            load_section(self._tx_bps, self.config.link_capacity_bps, active),
+            self.inventory.next_inventory(self.store), prefixes)
+
+    async def report_once(self) -> ReportOutcome:
+        report = await self.build()
+        self.last_report = report
+        headers = {"Authorization": f"Bearer {self.config.token}"}
+        try:
+            async with self.session.post(self.config.report_url, json=report, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=self.config.timeout)) as resp:
+                body = await resp.read()
+                status = resp.status
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            log.warning("control plane unreachable (%r); will report again", e)
+            return ReportOutcome.UNREACHABLE
+        if status == 200:
+            self.inventory.on_accepted(report["inventory"]["generation"])
+            return ReportOutcome.ACCEPTED
+        if status == 409:
+            log.info("control plane lost inventory generation %s; sending a full snapshot",
+                     report["inventory"].get("base_generation"))
+            self.inventory.resync()
+            return ReportOutcome.RESYNC
+        log.error("report rejected: HTTP %d %s", status, body[:300].decode(errors="replace"))
+        if report["inventory"]["kind"] == "delta":
+            self.inventory.resync()
+        return ReportOutcome.REJECTED
+
+    async def run(self, *, once: bool = False) -> ReportOutcome:
+        """Report every interval (forever, or once: a 409 is answered by a full snapshot either way)."""
+        while True:
+            outcome = await self.report_once()
+            if outcome is ReportOutcome.RESYNC:
+                outcome = await self.report_once()
+            if once:
+                return outcome
+            await asyncio.sleep(self.config.interval)
