@@ -92,7 +92,7 @@ def read_reporter_config(s: Section) -> ReporterConfig:
     table = s.int("route_table", 100, min=0, max=2**32 - 1)
     reader = s.choice("route_reader", ("netlink", "pyroute2"), "netlink")
     netns = s.str("netns", None)
-    static = s.str_list("prefixes_static", ())
+    static = s.str_list("prefixes_static", [])
     for n, prefix in enumerate(static):
         try:
             _canonical_prefix(prefix)
