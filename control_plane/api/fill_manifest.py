@@ -1,0 +1,122 @@
+"""``GET /api/v1/appliances/{id}/fill-manifest``: what the appliance should hold (ETag / 304).
+
+Gathers the planner's inputs from SQL, runs the pure planner (control_plane/fillplan.py),
+renders the document (control_plane/fillmanifest.py), and keeps the generation: it grows only
+when the items change, or when the peer URLs are re-signed because half their lifetime passed.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+from aiohttp import web
+from sqlalchemy.exc import IntegrityError
+
+from control_plane import fillmanifest, fillplan, fleet, licensing
+from control_plane.api.auth import require_appliance
+from control_plane.api.bodies import json_response
+from control_plane.api.conditional import etag, not_modified, response_304
+from control_plane.api.openapi_doc import op, path_param, ref
+from control_plane.context import CONTEXT, Context
+from control_plane.db import fillmanifests as repo
+from control_plane.db import fleet as fleet_repo
+from control_plane.db import licences as licences_repo
+from control_plane.db import popularity as popularity_repo
+from control_plane.errors import ApiError, not_found
+from control_plane.validation import check_identifier, format_time
+
+NO_EXPIRY = 1e18
+
+
+def signer_for(ctx: Context) -> fillmanifest.Signer | None:
+    """Sign with `fill.signing_key_id`, else the last active key of the ring; None without a ring."""
+    ring = ctx.key_ring
+    if ring is None:
+        return None
+    from oca.tokens import sign_query
+
+    wanted = ctx.config.fill.signing_key_id
+    key = ring.get(wanted) if wanted else (ring.active() or [None])[-1]
+    if key is None or key.retired:
+        return None
+    return lambda path, expires: sign_query(path, key.id, key.secret, expires)
+
+
+def source_fleet(states: list[fleet.ApplianceState], now: float, stale_after: float) -> fillplan.Fleet:
+    peers, origins = [], []
+    for s in states:
+        if not fleet.is_healthy(s, now, stale_after):
+            continue
+        box = fillplan.SourceBox(s.spec.id, s.spec.site, s.spec.region, s.load_ratio or 0.0, s.spec.base_url,
+                                 s.keys)
+        (origins if s.spec.kind == "origin" else peers).append(box)
+    return fillplan.Fleet(tuple(peers), tuple(origins))
+
+
+async def build(ctx: Context, appliance_id: str) -> dict:
+    """The current manifest document, stored with its generation."""
+    now, cfg = ctx.now(), ctx.config
+    async with ctx.engine.begin() as conn:
+        target = await fleet_repo.get_state(conn, appliance_id)
+        if target is None:
+            raise not_found("appliance", appliance_id)
+        spec = target.spec
+        if spec.kind == "origin":
+            raise ApiError(409, "origin_has_no_manifest", "origin appliances hold every ready rendition "
+                           "and do not run the fill agent")
+        scores = await popularity_repo.scores(conn, spec.country, now, cfg.popularity.half_life)
+        licensed = licensing.titles_licensed_for_window(await licences_repo.for_region(conn, spec.country),
+                                                        spec.country, now, cfg.fill.licence_window)
+        files = await repo.ready_files(conn)
+        sources = source_fleet(await repo.neighbourhood(conn, spec.region), now, cfg.fleet.stale_after)
+        plan = fillplan.plan_fill(
+            fillplan.Target(spec.id, spec.site, spec.region, spec.capacity_ssd, spec.capacity_hdd),
+            scores, licensed, files, ssd_head_fraction=cfg.fill.ssd_head_fraction,
+            cached_fraction=cfg.fill.cached_fraction)
+        signer = signer_for(ctx)
+        index = fillplan.SourceIndex(target=fillplan.Target(spec.id, spec.site, spec.region, 0, 0),
+                                     fleet=sources, max_peers=cfg.fill.max_peer_sources)
+        items = fillmanifest.unsigned_items(plan, index, peers_allowed=signer is not None)
+        digest = fillmanifest.digest(items)
+        row = await repo.stored(conn, appliance_id)
+        if row is not None and row.digest == digest and row.urls_expire_at - now >= cfg.fill.url_ttl / 2:
+            return json.loads(row.body)
+        generation = 1 if row is None else row.generation + 1
+        has_peers = any(s["kind"] == "peer" for i in items for s in i["sources"])
+        expires = int(now + cfg.fill.url_ttl)
+        if has_peers and signer is not None:
+            items = fillmanifest.sign_items(items, signer, expires)
+        doc = fillmanifest.document(appliance_id, generation, format_time(now), items)
+        await repo.save(conn, appliance_id, generation=generation, digest=digest, body=json.dumps(doc),
+                        urls_expire_at=expires if has_peers else NO_EXPIRY, now=now, existed=row is not None)
+    return doc
+
+
+async def fill_manifest(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    appliance_id = check_identifier(request.match_info["appliance_id"], "applianceId")
+    await require_appliance(request, appliance_id, allow_operator=True)
+    started = time.perf_counter()
+    try:
+        doc = await build(ctx, appliance_id)
+    except IntegrityError:      # a concurrent request stored the first generation: read it back
+        doc = await build(ctx, appliance_id)
+    ctx.metrics.manifest_seconds.observe(time.perf_counter() - started)
+    tag = etag(str(doc["generation"]))
+    if not_modified(request, tag):
+        return response_304(tag)
+    return json_response(doc, headers={"ETag": tag, "Cache-Control": "no-cache"})
+
+
+def register(app: web.Application) -> None:
+    app.router.add_get("/api/v1/appliances/{appliance_id}/fill-manifest", fill_manifest)
+
+
+OPENAPI = {
+    "/api/v1/appliances/{appliance_id}/fill-manifest": {
+        "get": op("Ranked files this appliance should hold, with target tier and signed sources",
+                  auth="appliance", ok_schema=ref("FillManifest"), etag=True, errors=(404, 409),
+                  params=(path_param("appliance_id"),)),
+    },
+}

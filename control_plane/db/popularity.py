@@ -1,0 +1,56 @@
+"""Popularity rows and their epoch in SQL (the arithmetic is in control_plane/popularity.py)."""
+
+from __future__ import annotations
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from control_plane import popularity as pop
+from control_plane.db.schema import popularity, settings
+from control_plane.db.upsert import insert_for, upsert_add
+
+EPOCH_SETTING = "popularity_epoch"
+PRUNE_BELOW = 1e-3      # decayed views under this are forgotten at a rebase
+
+
+async def epoch(conn: AsyncConnection, now: float) -> float:
+    """The stored epoch; the first caller sets it to `now`."""
+    q = select(settings.c.value).where(settings.c.name == EPOCH_SETTING)
+    value = (await conn.execute(q)).scalar_one_or_none()
+    if value is not None:
+        return float(value)
+    stmt = insert_for(conn, settings).values(name=EPOCH_SETTING, value=repr(now))
+    await conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    return float((await conn.execute(q)).scalar_one())
+
+
+async def add_views(conn: AsyncConnection, views: dict[tuple[str, str], float], now: float,
+                    half_life: float) -> None:
+    """Add weighted views (region, title) → weight, counted at `now`."""
+    if not views:
+        return
+    e = await epoch(conn, now)
+    if pop.needs_rebase(now, e, half_life):
+        e = await rebase(conn, e, now, half_life)
+    rows = [{"region": r, "title_id": t, "score": pop.stored_increment(w, now, e, half_life), "updated_at": now}
+            for (r, t), w in sorted(views.items()) if w > 0]
+    await upsert_add(conn, popularity, rows, ["region", "title_id"], add=["score"], assign=["updated_at"])
+
+
+async def rebase(conn: AsyncConnection, old: float, new: float, half_life: float) -> float:
+    factor = pop.rebase_factor(old, new, half_life)
+    await conn.execute(update(popularity).values(score=popularity.c.score * factor))
+    await conn.execute(delete(popularity).where(popularity.c.score < PRUNE_BELOW))
+    await conn.execute(update(settings).where(settings.c.name == EPOCH_SETTING).values(value=repr(new)))
+    return new
+
+
+async def scores(conn: AsyncConnection, region: str, now: float, half_life: float) -> dict[str, float]:
+    """title → decayed view count at `now` in `region`."""
+    q = select(settings.c.value).where(settings.c.name == EPOCH_SETTING)
+    value = (await conn.execute(q)).scalar_one_or_none()
+    if value is None:
+        return {}
+    e = float(value)
+    q2 = select(popularity.c.title_id, popularity.c.score).where(popularity.c.region == region)
+    return {t: pop.current_score(s, now, e, half_life) for t, s in await conn.execute(q2)}

@@ -1,0 +1,39 @@
+"""Prometheus metrics of the control plane, on a registry passed in (tests use their own)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class ControlMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.responses = Counter("oca_control_http_responses_total", "HTTP responses by route and status",
+                                 ["route", "method", "code"], registry=r)
+        self.latency = Histogram("oca_control_http_request_duration_seconds", "Request handling time",
+                                 ["route"], registry=r,
+                                 buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
+        self.telemetry_records = Counter("oca_control_telemetry_records_total", "Telemetry records accepted",
+                                         ["kind"], registry=r)
+        self.telemetry_rejected = Counter("oca_control_telemetry_backpressure_total",
+                                          "Telemetry records refused with 503 because the backlog was full",
+                                          registry=r)
+        self.telemetry_pending = Gauge("oca_control_telemetry_pending_records",
+                                       "Telemetry records accepted and not yet flushed", registry=r)
+        self.flushes = Counter("oca_control_telemetry_flushes_total", "Telemetry flushes by result",
+                               ["result"], registry=r)
+        self.flush_seconds = Histogram("oca_control_telemetry_flush_duration_seconds", "Telemetry flush time",
+                                       registry=r)
+        self.reports = Counter("oca_control_appliance_reports_total", "Appliance reports by outcome",
+                               ["outcome"], registry=r)
+        self.manifest_seconds = Histogram("oca_control_fill_manifest_build_seconds",
+                                          "Time to plan and render one fill manifest", registry=r,
+                                          buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+        self.config_reloads = Counter("oca_control_config_reloads_total", "SIGHUP reloads by result",
+                                      ["result"], registry=r)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
