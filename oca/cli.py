@@ -10,7 +10,7 @@ import argparse
 import logging
 import sys
 
-from oca import report_cli, store_cli
+from oca import report_cli, serve_cli, store_cli
 from oca.config import EXIT_CONFIG, ConfigError
 
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     store_cli.register(sub)
     report_cli.register(sub)
+    serve_cli.register(sub)
     return parser
 
 

@@ -451,7 +451,7 @@ def read_edge_config(root: Section) -> EdgeConfig:
 
 
 def _read_cors(s: Section) -> CorsConfig:
-    origins = s.str_list("allowed_origins", ())
+    origins = s.str_list("allowed_origins", [])
     for n, origin in enumerate(origins):
         if origin != "*" and not re.match(r"^https?://[^/?#\s]+$", origin):
             raise s.error(f"allowed_origins[{n}]", f"expected \"*\" or scheme://host[:port], got {origin!r}")

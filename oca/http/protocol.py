@@ -1,0 +1,457 @@
+"""The serving path: a bare asyncio.Protocol over httptools, bodies by os.sendfile (EDGE_PERF.md).
+
+Per connection: bytes → httptools → `Request`s queued in arrival order (pipelining) → `handle`
+decides → the head goes out with `transport.write`, file bytes with ``os.sendfile`` on the socket.
+Order between head and body is kept by sending file bytes only when the transport's buffer is
+empty (write-buffer limits are 0/0, so `pause_writing`/`resume_writing` say exactly when it
+drains). On EAGAIN the connection waits for writability on a dup of the socket descriptor (uvloop
+refuses `add_writer` on a descriptor its transport owns).
+
+Limits: request target and header section sizes (414 / 431), header count, header-read timeout
+(408, slowloris), idle keep-alive timeout, send timeout (a client that stops reading), requests
+queued behind the current one (reading pauses), connections per worker (503). Parse errors → 400
+and close, after the responses to the requests before it. Timeouts are checked by `sweep`, called
+by the worker a few times a second, instead of a timer per request.
+
+A failed read of a file (EIO, the file shorter than the index says) closes the connection — the
+client was promised Content-Length bytes — and quarantines the file in the index.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import logging
+import os
+import socket
+from collections import deque
+from dataclasses import dataclass, field
+from time import monotonic
+
+import httptools
+
+from oca.accesslog import AccessLog
+from oca.files import FdCache, OpenFile
+from oca.http.handler import Context, Reply, Request, handle
+from oca.http.response import Clock, log_field, simple
+from oca.metrics import WorkerMetrics
+
+log = logging.getLogger("oca.http")
+
+_CLIENT_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.ESHUTDOWN, errno.ETIMEDOUT})
+_REJECT = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
+           b"Connection: close\r\n\r\n")
+_NO_HEADERS: dict[bytes, bytes] = {}
+
+
+@dataclass
+class Shared:
+    """What every connection of a worker shares (all injected by the worker)."""
+
+    ctx: Context
+    fds: FdCache
+    metrics: WorkerMetrics
+    access: AccessLog | None = None
+    connections: set = field(default_factory=set)
+    key_hits: dict[str, int] = field(default_factory=dict)
+    on_closed: object = None   # callable() after a connection closes (drain bookkeeping)
+
+    @property
+    def clock(self) -> Clock:
+        return self.ctx.clock
+
+
+class LimitExceeded(Exception):
+    def __init__(self, status: int, note: str) -> None:
+        super().__init__(note)
+        self.status, self.note = status, note
+
+
+class _Fatal:
+    """A queued "answer this error and close" (parse error, oversized head), kept in order."""
+
+    __slots__ = ("status", "note")
+
+    def __init__(self, status: int, note: str) -> None:
+        self.status, self.note = status, note
+
+
+class EdgeProtocol(asyncio.Protocol):
+    __slots__ = ("s", "transport", "fd", "wfd", "client", "parser", "queue", "closed", "broken",
+                 "reading_paused", "awaiting_drain", "current", "cur_req", "cur_file", "seg_i", "seg_done",
+                 "sent", "deadline", "deadline_kind", "in_head", "head_started", "partial", "_url",
+                 "_headers", "_hbytes", "_hcount", "_hosts")
+
+    def __init__(self, shared: Shared) -> None:
+        self.s = shared
+        self.transport: asyncio.Transport | None = None
+        self.fd = self.wfd = -1
+        self.client = "-"
+        self.queue: deque = deque()
+        self.closed = self.broken = self.reading_paused = self.awaiting_drain = self.in_head = False
+        self.current: Reply | None = None
+        self.cur_req: Request | None = None
+        self.cur_file: OpenFile | None = None
+        self.seg_i = self.seg_done = self.sent = self.partial = 0
+        self.deadline = self.head_started = 0.0
+        self.deadline_kind = "idle"
+
+    # -- connection lifecycle ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        s = self.s
+        self.transport = transport  # type: ignore[assignment]
+        if len(s.connections) >= s.ctx.config.server.max_connections or s.ctx.draining:
+            s.metrics.rejected += 1
+            transport.write(_REJECT)  # type: ignore[attr-defined]
+            transport.close()
+            self.closed = True
+            return
+        sock = transport.get_extra_info("socket")
+        self.fd = sock.fileno()
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # EDGE_PERF.md: no Nagle stalls
+        except OSError:
+            pass
+        peer = transport.get_extra_info("peername")
+        self.client = peer[0] if peer else "-"
+        transport.set_write_buffer_limits(high=0, low=0)  # type: ignore[attr-defined]
+        self.parser = httptools.HttpRequestParser(self)
+        s.connections.add(self)
+        s.metrics.active += 1
+        self._go_idle()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.fd < 0:
+            return  # rejected at connection_made
+        s = self.s
+        if self in s.connections:
+            s.connections.discard(self)
+            s.metrics.active -= 1
+        self.closed = True
+        if self.wfd >= 0:
+            asyncio.get_running_loop().remove_writer(self.wfd)
+            os.close(self.wfd)
+            self.wfd = -1
+        if self.current is not None:
+            self._record(self.current, self.cur_req, "client_gone" if self.current.note == "-" else None)
+            self._release()
+        self.queue.clear()
+        if s.on_closed is not None:
+            s.on_closed()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.close()
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.transport.abort()
+
+    @property
+    def idle(self) -> bool:
+        return self.current is None and not self.queue
+
+    # -- parsing ----------------------------------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        if self.broken or self.closed:
+            return
+        try:
+            self.parser.feed_data(data)
+        except LimitExceeded as e:
+            self._fail(e.status, e.note)
+        except httptools.HttpParserUpgrade:
+            # RFC 9110 §7.8: a server may ignore Upgrade. The parser stops here, so answer what
+            # was asked and close after it.
+            self.broken = True
+            self.queue.append(_Fatal(0, "upgrade ignored"))
+        except httptools.HttpParserError as e:
+            self._fail(400, f"parse_error:{str(e).replace(' ', '_')[:60]}")
+        else:
+            if self.in_head:  # bytes of a head still incomplete: httptools buffers them unbounded
+                end = data.rfind(b"\r\n\r\n")
+                self.partial = len(data) - end - 4 if end >= 0 else self.partial + len(data)
+                lim = self.s.ctx.config.limits
+                if self.partial > lim.max_request_line + lim.max_header_bytes + 1024:
+                    self._fail(431, "head_too_large")
+        if self.current is None and self.queue:
+            self._run_queue()
+        if len(self.queue) > self.s.ctx.config.limits.max_pipelined and not self.reading_paused \
+                and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._hbytes = self._hcount = self._hosts = 0
+        self.in_head = True
+        self.partial = 0
+        self.head_started = monotonic()
+        if self.current is None:
+            self.deadline = self.head_started + self.s.ctx.config.limits.header_timeout
+            self.deadline_kind = "header"
+
+    def on_url(self, url: bytes) -> None:
+        self._url += url
+        if len(self._url) > self.s.ctx.config.limits.max_request_line:
+            raise LimitExceeded(414, "request_target_too_long")  # RFC 9112 §3
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._hcount += 1
+        self._hbytes += len(name) + len(value) + 4
+        lim = self.s.ctx.config.limits
+        if self._hcount > lim.max_headers or self._hbytes > lim.max_header_bytes:
+            raise LimitExceeded(431, "header_fields_too_large")  # RFC 6585 §5
+        name = name.lower()
+        if name == b"host":
+            self._hosts += 1
+        old = self._headers.get(name)
+        self._headers[name] = value if old is None else old + b", " + value
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.partial = 0
+        p = self.parser
+        self.queue.append(Request(p.get_method(), self._url, self._headers, p.get_http_version(),
+                                  p.should_keep_alive(), self.client, monotonic(), self._hosts))
+
+    def on_body(self, body: bytes) -> None:
+        # GET and HEAD bodies have no meaning here (RFC 9110 §9.3.1); the parser skips them.
+        pass
+
+    def _fail(self, status: int, note: str) -> None:
+        self.broken = True
+        self.in_head = False
+        self.queue.append(_Fatal(status, note))
+        if not self.reading_paused and not self.closed:
+            self.reading_paused = True
+            self.transport.pause_reading()
+
+    # -- answering --------------------------------------------------------------------------------
+    def _run_queue(self) -> None:
+        while self.queue and self.current is None and not self.closed:
+            item = self.queue.popleft()
+            if isinstance(item, _Fatal):
+                self._answer_fatal(item)
+                return
+            if not self._start(item):
+                return  # waiting for the socket; resumed by _writable / resume_writing
+        if not self.closed and self.current is None:
+            if self.s.ctx.draining:
+                self.close()
+                return
+            self._go_idle()
+            if self.reading_paused and not self.broken:
+                self.reading_paused = False
+                self.transport.resume_reading()
+
+    def _go_idle(self) -> None:
+        if self.in_head:
+            self.deadline = self.head_started + self.s.ctx.config.limits.header_timeout
+            self.deadline_kind = "header"
+        else:
+            self.deadline = monotonic() + self.s.ctx.config.limits.idle_timeout
+            self.deadline_kind = "idle"
+
+    def _answer_fatal(self, item: _Fatal) -> None:
+        if item.status:
+            s = self.s
+            s.clock.now()
+            self.transport.write(simple(item.status, s.clock, close=True))
+            reply = Reply(item.status, b"", close=True, note=item.note)
+            self._record(reply, None, None)
+        self.close()
+
+    def _start(self, req: Request) -> bool:
+        """Begin answering `req`; True when the reply went out completely."""
+        s = self.s
+        s.clock.now()
+        try:
+            reply = handle(req, s.ctx)
+        except Exception:
+            log.exception("handler failed for %r", req.url[:200])
+            reply = Reply(500, simple(500, s.clock, close=True), close=True, note="internal_error")
+        if reply.segments:
+            of = self._open(reply, req)
+            if of is None:
+                reply = handle(req, s.ctx)   # the file is out of service now: a miss
+                of = self._open(reply, req) if reply.segments else None
+                if reply.segments and of is None:
+                    reply = Reply(503, simple(503, s.clock, close=True), close=True, note="disk_fault")
+            self.cur_file = of
+        self.current, self.cur_req = reply, req
+        self.seg_i = self.seg_done = self.sent = 0
+        segs = reply.segments
+        if segs and type(segs[0]) is bytes:
+            self.transport.write(reply.head + segs[0])
+            self.sent = len(segs[0])
+            self.seg_i = 1
+        else:
+            self.transport.write(reply.head)
+        if segs and self._pump():
+            return False
+        self._complete()
+        return not reply.close
+
+    def _open(self, reply: Reply, req: Request) -> OpenFile | None:
+        f = reply.file
+        try:
+            return self.s.fds.acquire(f)
+        except OSError as e:
+            self._disk_fault(f, f"open failed: {e.strerror or e}", sendfile=False)
+            return None
+
+    def _pump(self) -> bool:
+        """Send body segments; True if it has to wait for the socket (it comes back by itself)."""
+        reply, t = self.current, self.transport
+        segs = reply.segments
+        while self.seg_i < len(segs):
+            seg = segs[self.seg_i]
+            if type(seg) is bytes:
+                t.write(seg)
+                self.sent += len(seg)
+                self.seg_i += 1
+                continue
+            if t.get_write_buffer_size():
+                self.awaiting_drain = True      # sendfile must not overtake buffered head bytes
+                self._arm_send_timeout()
+                return True
+            offset, count = seg
+            try:
+                n = os.sendfile(self.fd, self.cur_file.fd, offset + self.seg_done, count - self.seg_done)
+            except BlockingIOError:
+                self._wait_writable()
+                return True
+            except OSError as e:
+                self._sendfile_error(e)
+                return True
+            if n == 0:
+                self._disk_fault(reply.file, "short read: file shorter than indexed", sendfile=True)
+                self.abort()
+                return True
+            self.seg_done += n
+            self.sent += n
+            if self.seg_done == count:
+                self.seg_i += 1
+                self.seg_done = 0
+        return False
+
+    def _arm_send_timeout(self) -> None:
+        self.deadline = monotonic() + self.s.ctx.config.limits.send_timeout
+        self.deadline_kind = "send"
+
+    def _wait_writable(self) -> None:
+        if self.wfd < 0:
+            self.wfd = os.dup(self.fd)
+        asyncio.get_running_loop().add_writer(self.wfd, self._writable)
+        self._arm_send_timeout()
+
+    def _writable(self) -> None:
+        asyncio.get_running_loop().remove_writer(self.wfd)
+        self._resume_body()
+
+    def pause_writing(self) -> None:
+        pass  # the transport holds bytes; `_pump` checks its buffer before each sendfile
+
+    def resume_writing(self) -> None:
+        if self.awaiting_drain:
+            self.awaiting_drain = False
+            self._resume_body()
+
+    def _resume_body(self) -> None:
+        if self.closed or self.current is None:
+            return
+        self.deadline = 0.0
+        if self._pump():
+            return
+        closing = self.current.close
+        self._complete()
+        if not closing:
+            self._run_queue()
+
+    def _sendfile_error(self, e: OSError) -> None:
+        if e.errno in _CLIENT_GONE:
+            self.abort()
+            return
+        self._disk_fault(self.current.file, f"sendfile: {e.strerror or e}", sendfile=True)
+        self.abort()
+
+    def _disk_fault(self, f, reason: str, *, sendfile: bool) -> None:  # noqa: ANN001
+        m = self.s.metrics
+        m.disk_faults += 1
+        if sendfile:
+            m.sendfile_errors += 1
+        if self.current is not None:
+            self.current.note = "disk_fault"
+        log.error("disk fault on %s (%s): %s; quarantined", f.key, f.path, reason)
+        self.s.ctx.view.quarantine(f, reason)
+
+    def _release(self) -> None:
+        if self.cur_file is not None:
+            self.s.fds.release(self.cur_file)
+            self.cur_file = None
+        self.current = self.cur_req = None
+
+    def _complete(self) -> None:
+        reply = self.current
+        self._record(reply, self.cur_req, None)
+        self._release()
+        if reply.close or self.s.ctx.draining:
+            self.close()
+
+    # -- bookkeeping ------------------------------------------------------------------------------
+    def _record(self, reply: Reply, req: Request | None, note: str | None) -> None:
+        s = self.s
+        m = s.metrics
+        status = reply.status
+        m.responses[status] = m.responses.get(status, 0) + 1
+        m.bytes_sent += self.sent if reply.segments else 0
+        duration = monotonic() - req.started if req is not None else 0.0
+        m.observe(duration)
+        if reply.range_kind is not None:
+            m.ranges[reply.range_kind] = m.ranges.get(reply.range_kind, 0) + 1
+        f = reply.file
+        if f is not None and (status == 200 or status == 206):
+            m.hits[f.tier] = m.hits.get(f.tier, 0) + 1
+            s.key_hits[f.key] = s.key_hits.get(f.key, 0) + 1
+        elif reply.miss:
+            m.misses += 1
+        if reply.token_failure is not None:
+            m.token_failures[reply.token_failure] = m.token_failures.get(reply.token_failure, 0) + 1
+        if s.access is not None:
+            h = req.headers if req is not None else _NO_HEADERS
+            rng, ua = h.get(b"range"), h.get(b"user-agent")
+            s.access.write(
+                f"{s.clock.iso} {self.client} {req.method.decode('latin-1') if req else '-'} {reply.path} "
+                f"{status} {self.sent if reply.segments else 0} \"{log_field(rng) if rng else '-'}\" "
+                f"{duration:.6f} {f.tier if f is not None else '-'} {reply.kid or '-'} "
+                f"\"{log_field(ua) if ua else '-'}\" {note or reply.note}\n")
+
+    def sweep(self, now: float) -> None:
+        """Close the connection if its deadline passed (called periodically by the worker)."""
+        if self.closed or not self.deadline or now < self.deadline:
+            return
+        kind = self.deadline_kind
+        if kind == "idle" and not self.idle:
+            return
+        m = self.s.metrics
+        m.timeouts[kind] = m.timeouts.get(kind, 0) + 1
+        if kind == "header" and self.current is None:
+            self.s.clock.now()
+            self.broken = True
+            self.transport.write(simple(408, self.s.clock, close=True))
+            self._record(Reply(408, b"", close=True, note="header_timeout"), None, None)
+            self.close()
+        elif kind == "send":
+            if self.current is not None:
+                self.current.note = "send_timeout"
+            self.abort()
+        else:
+            self.close()
+
+    def drain(self) -> None:
+        """SIGTERM: idle connections close now; busy ones after their current response."""
+        if self.current is None:
+            self.close()

@@ -1,0 +1,233 @@
+"""One edge worker process: its own SO_REUSEPORT listening socket, the protocol, periodic chores.
+
+Started by the supervisor (`oca.supervisor`) as ``python -m oca.worker``; never by hand. It reports
+to the supervisor over a pipe (JSON lines: ``ready``, ``metrics`` about once a second, ``reloaded``),
+and obeys signals the supervisor forwards:
+
+- SIGTERM / SIGINT: stop accepting (close the listening socket), close idle connections, let busy
+  ones finish their current response, exit when none is left or after ``server.drain_timeout``.
+- SIGHUP: re-read the config file and the key ring, reopen the index; connections stay open.
+- SIGUSR1: reopen the access log (after logrotate moved it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from pathlib import Path
+from time import monotonic
+
+import uvloop
+
+from oca import tokens
+from oca.accesslog import AccessLog
+from oca.applog import setup_json_logging
+from oca.config import ConfigError, EdgeConfig, load_oca_config
+from oca.files import FdCache, IndexSource, IndexView, RootSource, StoreSource
+from oca.http.handler import Context
+from oca.http.protocol import EdgeProtocol, Shared
+from oca.http.response import Clock
+from oca.metrics import WorkerMetrics
+from oca.serve_spec import ServeSpec
+
+log = logging.getLogger("oca.worker")
+REPORT_INTERVAL = 1.0
+
+
+def listen_socket(host: str, port: int, backlog: int, *, listen: bool = True) -> socket.socket:
+    """A TCP socket bound with SO_REUSEPORT, so every worker can have its own (created with
+    IPPROTO_TCP so asyncio and uvloop treat it as TCP: EDGE_PERF.md, TCP_NODELAY)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6 and host in ("::", ""):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind((host, port))
+        if listen:
+            sock.listen(backlog)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class Loaded:
+    """What a (re)load produces: edge config, key ring, index source."""
+
+    def __init__(self, edge: EdgeConfig, ring: tokens.KeyRing | None, source: IndexSource) -> None:
+        self.edge, self.ring, self.source = edge, ring, source
+
+
+def load(spec: ServeSpec) -> Loaded:
+    """Read the configuration the spec names and open the index (raises ConfigError)."""
+    if spec.config_path is not None:
+        from oca.store import Store  # the store (LMDB) is opened here, in the worker, after the fork
+
+        config = load_oca_config(spec.config_path)
+        edge = config.edge
+        ring = tokens.load_key_ring(str(edge.tokens.keys_file)) if edge.tokens.mode == "require" else None
+        return Loaded(edge, ring, StoreSource(Store.open(config.store, cleanup=False)))
+    return Loaded(spec.edge, None, RootSource(spec.root))
+
+
+class Worker:
+    def __init__(self, spec: ServeSpec, slot: int, status_fd: int) -> None:
+        self.spec, self.slot, self.status_fd = spec, slot, status_fd
+        self.metrics = WorkerMetrics()
+        self.stopping = asyncio.Event()
+        self.status: asyncio.WriteTransport | None = None
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        loaded = load(self.spec)
+        edge = loaded.edge
+        self.fds = FdCache(edge.files.open_files)
+        view = IndexView(loaded.source, self.fds)
+        self.ctx = Context(edge, loaded.ring, view, Clock())
+        self.access = AccessLog(edge.log.access_log, buffer_bytes=edge.log.buffer_bytes) \
+            if edge.log.access_log else None
+        self.shared = Shared(self.ctx, self.fds, self.metrics, self.access, on_closed=self._on_closed)
+        host, port = self.spec.listen
+        sock = listen_socket(host, port, edge.server.backlog)
+        self.server = await loop.create_server(lambda: EdgeProtocol(self.shared), sock=sock)
+        self.status, _ = await loop.connect_write_pipe(asyncio.Protocol, os.fdopen(self.status_fd, "wb", 0))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGUSR1, self.reopen_log)
+        self._send({"event": "ready", "pid": os.getpid()})
+        chores = asyncio.create_task(self._chores())
+        await self.stopping.wait()
+        await self._drain()
+        chores.cancel()
+        self._flush_hits()
+        self._send({"event": "metrics", "snapshot": self._snapshot()})
+        if self.access is not None:
+            self.access.close()
+        self.ctx.view.source.close()
+        self.status.close()
+        return 0
+
+    # -- periodic work ----------------------------------------------------------------------------
+    async def _chores(self) -> None:
+        edge = self.ctx.config
+        lim = edge.limits
+        tick = max(0.05, min(0.5, lim.header_timeout / 4, lim.idle_timeout / 4, lim.send_timeout / 4,
+                             edge.files.refresh_interval))
+        next_report = next_flush = next_refresh = next_hits = monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            edge = self.ctx.config
+            now = monotonic()
+            for conn in list(self.shared.connections):
+                conn.sweep(now)
+            if now >= next_refresh:
+                next_refresh = now + edge.files.refresh_interval
+                try:
+                    self.ctx.view.refresh()
+                except Exception:
+                    log.exception("index refresh failed")
+            if self.access is not None and now >= next_flush:
+                next_flush = now + edge.log.flush_interval
+                self.access.flush()
+            if now >= next_hits:
+                next_hits = now + edge.files.hits_flush_interval
+                self._flush_hits()
+            if now >= next_report:
+                next_report = now + REPORT_INTERVAL
+                self._send({"event": "metrics", "snapshot": self._snapshot()})
+
+    def _snapshot(self) -> dict:
+        if self.access is not None:
+            self.metrics.log_dropped = self.access.dropped_lines
+        return self.metrics.snapshot()
+
+    def _flush_hits(self) -> None:
+        hits, self.shared.key_hits = self.shared.key_hits, {}
+        if hits:
+            try:
+                self.ctx.view.source.record_hits(hits)
+            except Exception:
+                log.exception("could not record %d hit counters", len(hits))
+
+    def _send(self, message: dict) -> None:
+        if self.status is not None and not self.status.is_closing():
+            message["slot"] = self.slot
+            self.status.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
+    # -- signals ----------------------------------------------------------------------------------
+    def reload(self) -> None:
+        """SIGHUP: build the new config, ring and index off to the side, then swap them in."""
+        try:
+            loaded = load(self.spec)
+        except (ConfigError, OSError, Exception) as e:
+            log.error("reload failed, keeping the running configuration: %s", e)
+            self._send({"event": "reloaded", "ok": False, "error": str(e)})
+            return
+        old = self.ctx.view.swap_source(loaded.source)
+        old.close()
+        old_log = self.ctx.config.log.access_log
+        self.ctx.configure(loaded.edge, loaded.ring)
+        if loaded.edge.log.access_log != old_log:
+            if self.access is not None:
+                self.access.close()
+            self.access = AccessLog(loaded.edge.log.access_log, buffer_bytes=loaded.edge.log.buffer_bytes) \
+                if loaded.edge.log.access_log else None
+            self.shared.access = self.access
+        log.info("reloaded configuration, key ring and index")
+        self._send({"event": "reloaded", "ok": True})
+
+    def reopen_log(self) -> None:
+        if self.access is not None:
+            self.access.reopen()
+
+    async def _drain(self) -> None:
+        self.ctx.draining = True
+        self.server.close()  # stop accepting: the other workers' sockets take new connections
+        for conn in list(self.shared.connections):
+            conn.drain()
+        self._drained = asyncio.Event()
+        self._on_closed()
+        try:
+            await asyncio.wait_for(self._drained.wait(), self.ctx.config.server.drain_timeout)
+        except TimeoutError:
+            left = list(self.shared.connections)
+            log.warning("drain timeout: closing %d connections with responses in flight", len(left))
+            for conn in left:
+                conn.abort()
+            await asyncio.sleep(0)
+
+    def _on_closed(self) -> None:
+        drained = getattr(self, "_drained", None)
+        if drained is not None and not self.shared.connections:
+            drained.set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="oca-worker")
+    parser.add_argument("--spec", required=True, help="JSON ServeSpec written by the supervisor")
+    parser.add_argument("--slot", type=int, required=True)
+    parser.add_argument("--status-fd", type=int, required=True)
+    args = parser.parse_args(argv)
+    spec = ServeSpec.from_json(Path(args.spec).read_text()) if not args.spec.startswith("{") \
+        else ServeSpec.from_json(args.spec)
+    setup_json_logging(spec.log_level, worker=args.slot)
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    try:
+        return uvloop.run(Worker(spec, args.slot, args.status_fd).run())
+    except ConfigError as e:
+        log.error("%s", e)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
