@@ -118,7 +118,8 @@ def plan_fill(target: Target, scores: Mapping[str, float], licensed: Iterable[st
         else:
             skipped += 1
             continue
-        placements.extend(Placement(len(placements) + i + 1, f, tier) for i, f in enumerate(title_files))
+        base = len(placements)
+        placements.extend(Placement(base + i + 1, f, tier) for i, f in enumerate(title_files))
     return Plan(tuple(placements), target.capacity_ssd - ssd_free, target.capacity_hdd - hdd_free,
                 len(ranked), skipped)
 
