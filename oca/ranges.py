@@ -26,6 +26,7 @@ the last byte, a huge first-pos is unsatisfiable, a huge suffix-length means the
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 DEFAULT_MAX_RANGES = 16
@@ -33,6 +34,7 @@ _HUGE = 1 << 64          # stands for any number with more digits than a 64-bit 
 _MAX_DIGITS = 20
 _DIGITS = frozenset("0123456789")
 _OWS = " \t"
+_ONE_RANGE = re.compile(r"bytes=([0-9]{1,18})-([0-9]{0,18})\Z")  # the common case, parsed in one step
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,6 +185,14 @@ def plan_range(header: str | None, size: int, *, max_ranges: int = DEFAULT_MAX_R
     """Decide how to answer a GET with this ``Range`` header value (None: no header) on `size` bytes."""
     if header is None:
         return FULL
+    m = _ONE_RANGE.match(header)
+    if m is not None:
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) else None
+        if b is not None and b < a:
+            return Ignored("syntax")
+        r = _resolve((a, b), size)
+        return Partial(r) if r is not None else UNSATISFIABLE
     specs = parse_range_set(header, max_ranges)
     if isinstance(specs, str):
         return Ignored(specs)

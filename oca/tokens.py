@@ -127,7 +127,7 @@ def _as_bytes(secret: bytes | str) -> bytes:
 def signature(path: str, key_id: str, secret: bytes | str, expires: int, client_prefix: str | None) -> str:
     """Lowercase hex HMAC-SHA256 over ``path\\nexp\\nkid\\ncp``."""
     message = f"{path}\n{expires}\n{key_id}\n{client_prefix or ''}".encode()
-    return hmac.new(_as_bytes(secret), message, hashlib.sha256).hexdigest()
+    return hmac.digest(_as_bytes(secret), message, hashlib.sha256).hex()
 
 
 def sign_query(path: str, key_id: str, secret: bytes | str, expires: int,
@@ -173,7 +173,7 @@ def verify(ring: KeyRing, path: str, query: str | Mapping[str, str], now: float,
         return Malformed("exp is not a Unix time")
     if not _KID.fullmatch(kid):
         return Malformed("invalid kid")
-    if not _HEX64.fullmatch(sig):
+    if len(sig) != 64 or not _HEX64.fullmatch(sig):
         return Malformed("sig is not 64 lowercase hex digits")
     key = ring.get(kid)
     if key is None:
@@ -191,15 +191,50 @@ def verify(ring: KeyRing, path: str, query: str | Mapping[str, str], now: float,
     return Ok(kid)
 
 
-def _client_in(prefix: str, client_ip: str) -> bool:
+def _client_in(prefix: str | ipaddress.IPv4Network | ipaddress.IPv6Network, client_ip: str) -> bool:
     try:
-        net = ipaddress.ip_network(prefix, strict=False)
+        net = ipaddress.ip_network(prefix, strict=False) if isinstance(prefix, str) else prefix
         ip = ipaddress.ip_address(client_ip)
     except ValueError:
         return False
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None and net.version == 4:
         ip = ip.ipv4_mapped  # a dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d
     return ip in net
+
+
+class VerifiedTokens:
+    """`verify` with a memory of URLs whose signature already checked out, for one key ring.
+
+    A player fetches many ranges of the same signed URL; recomputing the HMAC for each costs more
+    than the rest of a small range request. Only genuine tokens are remembered (keyed by path and
+    the exact query, so a hit needs the exact valid signature); expiry and client prefix are still
+    checked on every request. Build a new one when the key ring changes (a retired key must stop
+    working at once). Bounded: when full it starts again empty.
+    """
+
+    def __init__(self, ring: KeyRing, max_entries: int = 65536) -> None:
+        self.ring, self.max_entries = ring, max_entries
+        self._ok: dict[tuple[str, str], tuple[Ok, int, object]] = {}
+
+    def check(self, path: str, query: str, now: float, client_ip: str | None) -> TokenCheck:
+        hit = self._ok.get((path, query))
+        if hit is None:
+            result = verify(self.ring, path, query, now, client_ip)
+            if isinstance(result, Ok):
+                params = token_params(query)
+                assert isinstance(params, dict)
+                cp = params.get("cp")
+                net = ipaddress.ip_network(cp, strict=False) if cp else None
+                if len(self._ok) >= self.max_entries:
+                    self._ok.clear()
+                self._ok[(path, query)] = (result, int(params["exp"]), net)
+            return result
+        ok, exp, net = hit
+        if now > exp:
+            return Expired(ok.kid)
+        if net is not None and (client_ip is None or not _client_in(net, client_ip)):  # type: ignore[arg-type]
+            return ClientMismatch(ok.kid)
+        return ok
 
 
 # -- key-ring file ------------------------------------------------------------------------------

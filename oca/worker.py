@@ -17,6 +17,7 @@ import asyncio
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -222,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         else ServeSpec.from_json(args.spec)
     setup_json_logging(spec.log_level, worker=args.slot)
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:  # every connection is a descriptor (plus the cached files): take what we may
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     try:
         return uvloop.run(Worker(spec, args.slot, args.status_fd).run())
     except ConfigError as e:

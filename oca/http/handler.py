@@ -65,6 +65,8 @@ class Context:
 
     def configure(self, config: EdgeConfig, ring: tokens.KeyRing | None) -> None:
         self.config, self.ring = config, ring
+        self.verified = tokens.VerifiedTokens(ring) if ring is not None else None
+        self.keys: dict[bytes, str] = {}  # raw request path → validated content key
         self.require_tokens = config.tokens.mode == "require"
         self.max_ranges = config.limits.max_ranges
         origins = config.cors.allowed_origins
@@ -137,26 +139,35 @@ def handle(req: Request, ctx: Context) -> Reply:
         if method == b"OPTIONS":
             return _options(req, ctx)
         return _error(405, req, ctx, "method_not_allowed", extra=ALLOW)
-    try:
-        url = httptools.parse_url(req.url)
-    except httptools.HttpParserInvalidURLError:
-        return _error(400, req, ctx, "invalid_target", close=True)
-    raw_path = url.path or b""
-    try:
-        key = request_key(raw_path)
-    except InvalidKey:
-        return _error(404 if raw_path == b"/" else 400, req, ctx, "invalid_key", path=log_field(raw_path))
+    target = req.url
+    if target[:1] == b"/":  # origin-form (RFC 9112 §3.2.1): path [ "?" query ]
+        raw_path, _, raw_query = target.partition(b"?")
+    else:  # absolute-form, which a server MUST accept (RFC 9112 §3.2.2)
+        try:
+            url = httptools.parse_url(target)
+        except httptools.HttpParserInvalidURLError:
+            return _error(400, req, ctx, "invalid_target", close=True)
+        raw_path, raw_query = url.path or b"", url.query or b""
+    key = ctx.keys.get(raw_path)
+    if key is None:
+        try:
+            key = request_key(raw_path)
+        except InvalidKey:
+            return _error(404 if raw_path == b"/" else 400, req, ctx, "invalid_key", path=log_field(raw_path))
+        if len(ctx.keys) >= 65536:
+            ctx.keys.clear()
+        ctx.keys[raw_path] = key
     path = "/" + key
-    query = url.query.decode("latin-1") if url.query else ""
     kid = None
     if ctx.require_tokens:
-        check = tokens.verify(ctx.ring, path, query, ctx.clock.now(), req.client)
+        query = raw_query.decode("latin-1")
+        check = ctx.verified.check(path, query, ctx.clock.now(), req.client)
         if not isinstance(check, tokens.Ok):
             return _error(403, req, ctx, f"token_{check.reason}", path=path, token_failure=check.reason)
         kid = check.kid
     f = ctx.view.lookup(key)
     if f is None:
-        return _miss(req, ctx, key, query, path, kid)
+        return _miss(req, ctx, key, raw_query.decode("latin-1"), path, kid)
     return _serve(req, ctx, f, path, kid)
 
 
@@ -206,30 +217,32 @@ def _ranged(req: Request, ctx: Context, f: ServedFile, path: str, kid: str | Non
     conn, close = _conn(req, ctx)
     head_only = req.method == b"HEAD"
     size = f.size
-    match plan:
-        case ranges.Partial(range=r):
-            status, length = 206, r.length
-            extra = b"Content-Range: bytes %d-%d/%d\r\n" % (r.first, r.last, size)
-            segments = [(r.first, length)]
-            tail = f.head_tail
-        case ranges.Multi(ranges=rs):
-            body = ranges.multipart_body(rs, size, f.content_type, secrets.token_hex(12))
-            status, length, extra = 206, body.content_length, b""
-            segments = []
-            for part_head, r in body.parts:
-                segments += (part_head, (r.first, r.length))
-            segments.append(body.trailer)
-            tail = (f"Content-Type: {body.content_type}\r\n").encode("ascii") + \
-                f.head_tail[f.head_tail.index(b"\r\n") + 2:]
-        case ranges.Unsatisfiable():
-            extra = b"Content-Range: bytes */%d\r\n" % size
-            r = _error(416, req, ctx, "range_not_satisfiable", path=path, extra=extra, kid=kid)
-            r.range_kind, r.file = plan.kind, f
-            return r
-        case _:  # Full, Ignored
-            status, length, extra = 200, size, b""
-            segments = [(0, size)] if size else []
-            tail = f.head_tail
+    # A type dispatch rather than `match`: this runs for every request and class patterns cost more.
+    kind = type(plan)
+    if kind is ranges.Partial:
+        r = plan.range
+        status, length = 206, r.length
+        extra = b"Content-Range: bytes %d-%d/%d\r\n" % (r.first, r.last, size)
+        segments: list = [(r.first, length)]
+        tail = f.head_tail
+    elif kind is ranges.Multi:
+        body = ranges.multipart_body(plan.ranges, size, f.content_type, secrets.token_hex(12))
+        status, length, extra = 206, body.content_length, b""
+        segments = []
+        for part_head, r in body.parts:
+            segments += (part_head, (r.first, r.length))
+        segments.append(body.trailer)
+        tail = (f"Content-Type: {body.content_type}\r\n").encode("ascii") + \
+            f.head_tail[f.head_tail.index(b"\r\n") + 2:]
+    elif kind is ranges.Unsatisfiable:
+        extra = b"Content-Range: bytes */%d\r\n" % size
+        reply = _error(416, req, ctx, "range_not_satisfiable", path=path, extra=extra, kid=kid)
+        reply.range_kind, reply.file = plan.kind, f
+        return reply
+    else:  # Full, Ignored
+        status, length, extra = 200, size, b""
+        segments = [(0, size)] if size else []
+        tail = f.head_tail
     head = b"".join((STATUS_LINES[status], ctx.clock.date_line, SERVER, b"Content-Length: %d\r\n" % length,
                      extra, tail, _cors(req, ctx), conn, b"\r\n"))
     if head_only:

@@ -78,7 +78,8 @@ class _Fatal:
 
 class EdgeProtocol(asyncio.Protocol):
     __slots__ = ("s", "transport", "fd", "wfd", "client", "parser", "queue", "closed", "broken",
-                 "reading_paused", "awaiting_drain", "current", "cur_req", "cur_file", "seg_i", "seg_done",
+                 "reading_paused", "awaiting_drain", "writer_on", "wsock", "current", "cur_req", "cur_file",
+                 "seg_i", "seg_done",
                  "sent", "deadline", "deadline_kind", "in_head", "head_started", "partial", "_url",
                  "_headers", "_hbytes", "_hcount", "_hosts")
 
@@ -89,6 +90,8 @@ class EdgeProtocol(asyncio.Protocol):
         self.client = "-"
         self.queue: deque = deque()
         self.closed = self.broken = self.reading_paused = self.awaiting_drain = self.in_head = False
+        self.writer_on = False
+        self.wsock: socket.socket | None = None
         self.current: Reply | None = None
         self.cur_req: Request | None = None
         self.cur_file: OpenFile | None = None
@@ -128,10 +131,10 @@ class EdgeProtocol(asyncio.Protocol):
             s.connections.discard(self)
             s.metrics.active -= 1
         self.closed = True
-        if self.wfd >= 0:
-            asyncio.get_running_loop().remove_writer(self.wfd)
-            os.close(self.wfd)
-            self.wfd = -1
+        if self.wsock is not None:
+            self._writer_off()
+            self.wsock.close()
+            self.wsock, self.wfd = None, -1
         if self.current is not None:
             self._record(self.current, self.cur_req, "client_gone" if self.current.note == "-" else None)
             self._release()
@@ -284,12 +287,14 @@ class EdgeProtocol(asyncio.Protocol):
         self.current, self.cur_req = reply, req
         self.seg_i = self.seg_done = self.sent = 0
         segs = reply.segments
-        if segs and type(segs[0]) is bytes:
-            self.transport.write(reply.head + segs[0])
+        if not segs:
+            self.transport.write(reply.head)
+        elif type(segs[0]) is bytes:
+            self._write_more(reply.head + segs[0])
             self.sent = len(segs[0])
             self.seg_i = 1
         else:
-            self.transport.write(reply.head)
+            self._write_more(reply.head)
         if segs and self._pump():
             return False
         self._complete()
@@ -310,7 +315,10 @@ class EdgeProtocol(asyncio.Protocol):
         while self.seg_i < len(segs):
             seg = segs[self.seg_i]
             if type(seg) is bytes:
-                t.write(seg)
+                if self.seg_i + 1 < len(segs):
+                    self._write_more(seg)
+                else:
+                    t.write(seg)
                 self.sent += len(seg)
                 self.seg_i += 1
                 continue
@@ -338,19 +346,47 @@ class EdgeProtocol(asyncio.Protocol):
                 self.seg_done = 0
         return False
 
+    def _write_more(self, data: bytes) -> None:
+        """Write bytes that file bytes will follow, with MSG_MORE so the kernel puts them in the
+        same TCP segment as the start of the sendfile (a head and a small range: one segment, not
+        two). Only when the transport holds nothing, to keep the order; what the socket does not
+        take goes through the transport, and `_pump` then waits for it to drain."""
+        t = self.transport
+        if t.get_write_buffer_size():
+            t.write(data)
+            return
+        if self.wsock is None:
+            self.wsock = socket.socket(fileno=os.dup(self.fd))
+            self.wfd = self.wsock.fileno()
+        try:
+            n = self.wsock.send(data, socket.MSG_MORE)
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError:
+            n = 0  # the transport will see the same error and close the connection
+        if n < len(data):
+            t.write(data[n:] if n else data)
+
     def _arm_send_timeout(self) -> None:
         self.deadline = monotonic() + self.s.ctx.config.limits.send_timeout
         self.deadline_kind = "send"
 
     def _wait_writable(self) -> None:
-        if self.wfd < 0:
-            self.wfd = os.dup(self.fd)
-        asyncio.get_running_loop().add_writer(self.wfd, self._writable)
+        # The writer stays registered until the response is complete: a large body hits EAGAIN
+        # many times, and re-registering each time would cost two epoll_ctl calls per round.
+        # It watches a dup of the socket: uvloop refuses add_writer on its transport's descriptor.
+        if self.wsock is None:
+            self.wsock = socket.socket(fileno=os.dup(self.fd))
+            self.wfd = self.wsock.fileno()
+        if not self.writer_on:
+            asyncio.get_running_loop().add_writer(self.wfd, self._resume_body)
+            self.writer_on = True
         self._arm_send_timeout()
 
-    def _writable(self) -> None:
-        asyncio.get_running_loop().remove_writer(self.wfd)
-        self._resume_body()
+    def _writer_off(self) -> None:
+        if self.writer_on:
+            asyncio.get_running_loop().remove_writer(self.wfd)
+            self.writer_on = False
 
     def pause_writing(self) -> None:
         pass  # the transport holds bytes; `_pump` checks its buffer before each sendfile
@@ -389,6 +425,7 @@ class EdgeProtocol(asyncio.Protocol):
         self.s.ctx.view.quarantine(f, reason)
 
     def _release(self) -> None:
+        self._writer_off()
         if self.cur_file is not None:
             self.s.fds.release(self.cur_file)
             self.cur_file = None
