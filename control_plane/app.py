@@ -85,14 +85,19 @@ def create_app(config: ControlConfig, *, clock: Callable[[], float] = time.time,
     ctx.nudge_flusher = flusher.nudge
 
     async def startup(app: web.Application) -> None:
-        if config.database.migrate_on_start:
-            for step in await migrate.upgrade(engine, clock=clock):
-                log.info("migrated", extra={"fields": {"number": step.number, "name": step.name}})
-        missing = await migrate.pending(engine)
-        if missing:
-            raise RuntimeError(f"the database needs {len(missing)} migration(s) "
-                               f"(first: {missing[0].number} {missing[0].name}): run `oca-control db upgrade`")
-        await ctx.titles.reload()
+        try:
+            if config.database.migrate_on_start:
+                for step in await migrate.upgrade(engine, clock=clock):
+                    log.info("migrated", extra={"fields": {"number": step.number, "name": step.name}})
+            missing = await migrate.pending(engine)
+            if missing:
+                raise RuntimeError(f"the database needs {len(missing)} migration(s) (first: {missing[0].number} "
+                                   f"{missing[0].name}): run `oca-control db upgrade`")
+            await ctx.titles.reload()
+        except BaseException:
+            if own_engine:          # cleanup hooks do not run when startup fails
+                await engine.dispose()
+            raise
         flusher.start()
 
     async def cleanup(app: web.Application) -> None:

@@ -155,7 +155,7 @@ def _database(s: Section) -> DatabaseConfig:
 
 
 def _auth(s: Section) -> AuthConfig:
-    files = s.str_list("operator_token_files", ())
+    files = s.str_list("operator_token_files", [])
     base = Path(s.file).resolve().parent
     out = AuthConfig(operator_token_files=tuple(p if Path(p).is_absolute() else base / p
                                                 for p in map(Path, files)))
@@ -166,7 +166,7 @@ def _auth(s: Section) -> AuthConfig:
 def _geo(s: Section) -> GeoConfig:
     d = GeoConfig()
     nets = []
-    for i, text in enumerate(s.str_list("trusted_proxies", ())):
+    for i, text in enumerate(s.str_list("trusted_proxies", [])):
         try:
             nets.append(ipaddress.ip_network(text, strict=False))
         except ValueError:

@@ -72,7 +72,7 @@ class Control:
         return {"Authorization": f"Bearer {token}"}
 
     async def call(self, method: str, path: str, body: Any = None, *, token: str | None = OPERATOR_TOKEN,
-                   headers: dict | None = None, raw: bytes | None = None) -> tuple[int, Any, aiohttp.typedefs.LooseHeaders]:
+                   headers: dict | None = None, raw: bytes | None = None) -> tuple[int, Any, Any]:
         h = dict(headers or {})
         if token is not None:
             h.setdefault("Authorization", f"Bearer {token}")

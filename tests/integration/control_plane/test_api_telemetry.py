@@ -65,7 +65,8 @@ async def test_event_validation_and_errors(control):
     assert status == 422 and err["error"]["field"] == "type"
     assert (await control.call("POST", path, raw=b"{{", token=None))[0] == 400
     assert (await control.call("POST", path, raw=b"x" * 5000, token=None))[0] == 413
-    assert (await control.call("POST", path, {"type": "play", "positionMs": 0, "pad": "x" * 5000}, token=None))[0] == 413
+    padded = {"type": "play", "positionMs": 0, "pad": "x" * 5000}
+    assert (await control.call("POST", path, padded, token=None))[0] == 413
     status, err, _ = await control.call("POST", "/api/v1/playback/nope/event", {"type": "play", "positionMs": 1},
                                         token=None)
     assert status == 404 and err["error"]["code"] == "not_found"
@@ -132,8 +133,9 @@ async def test_popularity_decays_with_half_life(make_control):
     for t in ("t1", "t2"):
         await control.call("POST", "/api/v1/titles", b.title(t))
     h = {"X-Client-Country": "DE"}
+    play = {"type": "play", "positionMs": 0}
     for _ in range(4):
-        await control.call("POST", "/api/v1/playback/t1/event", {"type": "play", "positionMs": 0}, token=None, headers=h)
+        await control.call("POST", "/api/v1/playback/t1/event", play, token=None, headers=h)
     await control.call("POST", "/api/v1/playback/t2/heartbeat", HB, token=None, headers=h)
     await control.call("POST", "/api/v1/playback/t2/event", {"type": "pause", "positionMs": 0}, token=None, headers=h)
     assert await control.flusher.flush_once()
