@@ -13,7 +13,7 @@ bootstrap:
 # The main job: see README.md ("make run").
 run:
 	@scripts/bootstrap.sh run
-	$(PY) -m oca.demo $(ARGS)
+	$(PY) -m demo $(ARGS)
 
 # The whole suite, warnings as errors (pytest.ini options in pyproject.toml), then lint.
 test:
