@@ -150,10 +150,7 @@ class FfmpegRunner:
         """Run ``ffmpeg <args>`` to completion; raise `FfmpegFailed` on a non-zero exit."""
         argv = [self.ffmpeg, "-hide_banner", "-nostdin", "-nostats", "-loglevel", "error", "-y",
                 "-progress", "pipe:1", *args]
-        proc = await asyncio.create_subprocess_exec(
-            *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
+        proc = await spawn(argv)
         tail: collections.deque[str] = collections.deque(maxlen=20)
         stderr_task = asyncio.ensure_future(_drain(proc.stderr, tail))
         try:
@@ -166,6 +163,21 @@ class FfmpegRunner:
             raise
         if returncode != 0:
             raise FfmpegFailed(returncode, " | ".join(tail) or "no error output")
+
+
+async def spawn(argv: Sequence[str]) -> asyncio.subprocess.Process:
+    """Start a subprocess with stdout/stderr pipes. A cancellation that arrives while the process is
+    being started waits for the start, kills and reaps the child, then propagates: cancelling
+    `create_subprocess_exec` half-way can otherwise leave a running child nobody owns."""
+    starting = asyncio.ensure_future(asyncio.create_subprocess_exec(
+        *argv, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    ))
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await _kill(await starting)
+        raise
 
 
 async def _read_progress(

@@ -132,10 +132,9 @@ def _language(s: dict[str, Any]) -> str:
 
 async def probe(path: str, ffprobe: str = "ffprobe") -> MasterInfo:
     """Run ffprobe on a local file (the shell around `parse_probe`)."""
-    proc = await asyncio.create_subprocess_exec(
-        ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
+    from control_plane.encoding import spawn  # the encoder's careful subprocess start
+
+    proc = await spawn([ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path])
     try:
         out, err = await proc.communicate()
     except asyncio.CancelledError:
