@@ -1,0 +1,204 @@
+"""The fill agent: one run (manifest → plan → execute → summary) and the service loop around the window.
+
+`Agent.run_once` is what `oca-fill run --once` does. `Agent.serve` is the long-running service:
+it sleeps until this appliance's window opens, runs, looks for a new manifest every `poll_interval`
+while the window is open (a 304 costs nothing; failed items are retried), retries an unreachable
+control plane every `retry_interval`, and stops starting downloads when the window closes (the ones
+in flight may finish for `drain_timeout`, then pause). `stop()` does the same for SIGTERM.
+
+The clock, the session and the registry are injected (tests drive them); the store is opened once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+
+import aiohttp
+
+from fill.config import FillConfig
+from fill.controlplane import Fresh, ManifestCache, NotModified, Rejected, Unreachable, fetch_manifest
+from fill.fetcher import Fetcher
+from fill.metrics import FillMetrics
+from fill.planner import Fetch, Held, Plan, plan
+from fill.progress import Progress
+from fill.runner import Runner, RunSummary
+from fill.throttle import TokenBucket
+from fill.window import Closed, Open
+from oca.store import Store
+
+log = logging.getLogger("oca.fill")
+
+
+class CycleStatus(Enum):
+    COMPLETE = "complete"           # everything planned is done
+    INCOMPLETE = "incomplete"       # some items failed, or the run was stopped before the end
+    UNREACHABLE = "unreachable"     # no manifest: the store was left as it was
+    REJECTED = "rejected"
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    status: CycleStatus
+    summary: RunSummary | None = None
+    plan: Plan | None = None
+    reason: str = ""
+
+
+def inventory(store: Store) -> tuple[list[Held], dict[str, int]]:
+    """What the planner needs from the store: held files on healthy disks, capacity of healthy disks.
+
+    Files on a failed disk are left out (they cannot be served; the plan may fetch them again onto the
+    healthy disks), and so is that disk's capacity."""
+    usage = store.usage()
+    ok_disks = {u.id for u in usage if u.state == "ok"}
+    capacity: dict[str, int] = {}
+    for u in usage:
+        capacity.setdefault(u.tier, 0)
+        if u.id in ok_disks:
+            capacity[u.tier] += u.capacity
+    held = [Held(e.key, e.tier, e.size, e.sha256, e.state == "ready") for e in store.entries()
+            if e.disk in ok_disks]
+    return held, capacity
+
+
+class Agent:
+    def __init__(self, config: FillConfig, store: Store, session: aiohttp.ClientSession, metrics: FillMetrics, *,
+                 wall_clock: Callable[[], float] = time.time, tty: bool | None = None) -> None:
+        self.config, self.store, self.session, self.metrics = config, store, session, metrics
+        self.wall_clock = wall_clock
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.cache = ManifestCache(config.state_dir, config.control_plane.appliance_id)
+        self.throttle = TokenBucket(config.rate.rate_bytes(self.local_now()), burst=config.burst)
+        self.fetcher = Fetcher(session, store, self.throttle, config.fetch)
+        self.runner = Runner(store, self.fetcher, metrics, concurrency=config.fetch.concurrency)
+        self._stopping = asyncio.Event()
+        self._update_rate()
+
+    # -- time -----------------------------------------------------------------------------------------
+    def local_now(self) -> datetime:
+        t = self.wall_clock()
+        return datetime.fromtimestamp(t, self.config.timezone) if self.config.timezone else \
+            datetime.fromtimestamp(t).astimezone()
+
+    def window_state(self) -> Open | Closed:
+        if self.config.window is None:
+            return Open(self.local_now() + timedelta(days=1))
+        return self.config.window.state(self.local_now())
+
+    def _update_rate(self) -> None:
+        rate = self.config.rate.rate_bytes(self.local_now())
+        self.throttle.set_rate(rate)
+        self.metrics.rate_limit.set(rate or 0)
+
+    # -- stopping -------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Stop starting new work; in-flight downloads go on until `pause` (the CLI calls it later)."""
+        if not self._stopping.is_set():
+            log.info("stopping: no new downloads; in-flight ones finish or pause")
+        self._stopping.set()
+
+    def pause(self) -> None:
+        self.runner.pause()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    # -- one run --------------------------------------------------------------------------------------
+    async def run_once(self, *, respect_window: bool = False) -> CycleResult:
+        """Fetch the manifest, plan and execute. With `respect_window`, starting stops when the window closes."""
+        fetched = await fetch_manifest(self.session, self.config.control_plane, self.cache)
+        match fetched:
+            case Unreachable(reason=reason):
+                self.metrics.manifest_fetches.labels("unreachable").inc()
+                log.warning("control plane unreachable (%s): keeping the store as it is", reason)
+                return CycleResult(CycleStatus.UNREACHABLE, reason=reason)
+            case Rejected(reason=reason):
+                self.metrics.manifest_fetches.labels("rejected").inc()
+                log.error("manifest rejected (%s): keeping the store and the last good manifest", reason)
+                return CycleResult(CycleStatus.REJECTED, reason=reason)
+            case Fresh(manifest=manifest):
+                self.metrics.manifest_fetches.labels("fresh").inc()
+                log.info("manifest generation %d: %d items", manifest.generation, len(manifest.items))
+            case NotModified(manifest=manifest):
+                self.metrics.manifest_fetches.labels("not_modified").inc()
+        self.metrics.manifest_generation.set(manifest.generation)
+        held, capacity = await asyncio.to_thread(inventory, self.store)
+        the_plan = plan(manifest, held, capacity, default_tier=self.store.config.default_tier)
+        if the_plan.empty:
+            log.info("manifest generation %d: nothing to do (%d held, %d skipped)", manifest.generation,
+                     the_plan.kept, len(the_plan.skipped))
+        closes_at = self.window_state()
+
+        def may_start() -> bool:
+            if self._stopping.is_set():
+                return False
+            if respect_window and isinstance(closes_at, Open):
+                return self.local_now() < closes_at.closes_at
+            return True
+
+        summary = await self._execute(the_plan, manifest.generation, may_start)
+        status = CycleStatus.COMPLETE if summary.complete else CycleStatus.INCOMPLETE
+        self.metrics.last_run_end.set(self.wall_clock())
+        self.metrics.last_run_success.set(1 if summary.complete else 0)
+        if self.config.metrics_textfile is not None:
+            await asyncio.to_thread(self.metrics.write_textfile, self.config.metrics_textfile)
+        for line in summary.lines():
+            log.info("%s", line)
+        return CycleResult(status, summary, the_plan)
+
+    async def _execute(self, the_plan: Plan, generation: int, may_start: Callable[[], bool]) -> RunSummary:
+        progress = None
+        ticker = None
+        if the_plan.fetch_bytes:
+            progress = Progress(len(the_plan.of(Fetch)), the_plan.fetch_bytes,
+                                stream=sys.stderr if self.tty else None, log_interval=self.config.log_interval)
+            ticker = asyncio.create_task(progress.ticker())
+        rate_task = asyncio.create_task(self._rate_ticker())
+        try:
+            return await self.runner.execute(the_plan, generation, may_start=may_start, progress=progress)
+        finally:
+            rate_task.cancel()
+            if ticker is not None:
+                ticker.cancel()
+            await asyncio.gather(rate_task, *([ticker] if ticker else []), return_exceptions=True)
+            if progress is not None:
+                progress.close()
+
+    async def _rate_ticker(self) -> None:
+        while True:
+            await asyncio.sleep(10)
+            self._update_rate()
+
+    # -- the service ------------------------------------------------------------------------------------
+    async def serve(self) -> None:
+        """Run in every window until `stop()`."""
+        while not self.stopping:
+            state = self.window_state()
+            self.metrics.window_open.set(1 if isinstance(state, Open) else 0)
+            if isinstance(state, Closed):
+                log.info("fill window closed; opens at %s", state.opens_at.isoformat(timespec="minutes"))
+                await self._wait(state.opens_at.timestamp() - self.wall_clock())
+                continue
+            self._update_rate()
+            result = await self.run_once(respect_window=True)
+            if self.stopping:
+                break
+            wait = (self.config.control_plane.retry_interval
+                    if result.status in (CycleStatus.UNREACHABLE, CycleStatus.REJECTED)
+                    else self.config.control_plane.poll_interval)
+            # wake up at the window's end too, to report it closed
+            await self._wait(min(wait, max(1.0, state.closes_at.timestamp() - self.wall_clock())))
+
+    async def _wait(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, min(seconds, 3600.0)))
+        except TimeoutError:
+            pass
