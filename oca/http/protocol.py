@@ -162,8 +162,14 @@ class EdgeProtocol(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
-        except LimitExceeded as e:
-            self._fail(e.status, e.note)
+        except httptools.HttpParserCallbackError as e:
+            # httptools wraps what a callback raised; the original is the context.
+            cause = e.__context__
+            if isinstance(cause, LimitExceeded):
+                self._fail(cause.status, cause.note)
+            else:
+                log.error("parser callback failed: %r", cause)
+                self._fail(500, "internal_error")
         except httptools.HttpParserUpgrade:
             # RFC 9110 §7.8: a server may ignore Upgrade. The parser stops here, so answer what
             # was asked and close after it.
