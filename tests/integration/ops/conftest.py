@@ -1,0 +1,129 @@
+"""Fixtures for the operations tests: the repository's units, playbooks and a throwaway apply.
+
+The Ansible apply runs the real roles against localhost with `oca_system=false` and every path
+under a temporary `oca_prefix` (docs/operations.md "Testing the playbooks" says what that covers).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[3]
+SYSTEMD_DIR = REPO / "systemd"
+ANSIBLE_DIR = REPO / "ansible"
+MONITORING_DIR = REPO / "docs" / "monitoring"
+VENV_BIN = Path(sys.executable).parent
+# The hosts the local apply provisions: the control plane + steering host and one appliance cover
+# every role; `--tags bird` renders the BIRD configuration of every appliance.
+APPLY_HOSTS = ("cp1.example.net", "isp1-a")
+APPLIANCES = ("ixp-fra-1", "isp1-a", "isp2-a")
+
+_RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+
+
+def units() -> list[Path]:
+    return sorted(p for p in SYSTEMD_DIR.iterdir() if p.suffix in (".service", ".timer"))
+
+
+def require(*commands: str) -> None:
+    """Fail (not skip) when a tool listed in scripts/system-packages.txt is missing."""
+    missing = [c for c in commands if shutil.which(c) is None]
+    if missing:
+        pytest.fail(f"missing {', '.join(missing)}: run scripts/bootstrap.sh test")
+
+
+@dataclass(frozen=True)
+class PlaybookRun:
+    returncode: int
+    output: str
+    recap: dict[str, dict[str, int]]   # host -> {"ok", "changed", "unreachable", "failed"}
+
+
+def ansible_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(ANSIBLE_CONFIG=str(ANSIBLE_DIR / "ansible.cfg"), ANSIBLE_NOCOLOR="1", ANSIBLE_FORCE_COLOR="0",
+               ANSIBLE_LOCAL_TEMP=env.get("TMPDIR", "/tmp"), ANSIBLE_STDOUT_CALLBACK="default")
+    return env
+
+
+def run_playbook(playbook: str, *args: str, timeout: float = 300) -> PlaybookRun:
+    proc = subprocess.run(["ansible-playbook", "-i", "inventory/example/hosts.yml", playbook, *args],
+                          cwd=ANSIBLE_DIR, env=ansible_env(), capture_output=True, text=True, timeout=timeout)
+    out = proc.stdout + proc.stderr
+    recap = {m[1]: {"ok": int(m[2]), "changed": int(m[3]), "unreachable": int(m[4]), "failed": int(m[5])}
+             for m in _RECAP.finditer(out)}
+    return PlaybookRun(proc.returncode, out, recap)
+
+
+def local_apply_vars(prefix_root: Path, wheel: Path) -> list[str]:
+    """Extra vars that turn the example inventory into a local, throwaway-prefix apply."""
+    extra = {
+        "oca_system": False,
+        "ansible_connection": "local",
+        "ansible_python_interpreter": "/usr/bin/python3",
+        "oca_prefix": f"{prefix_root}/{{{{ inventory_hostname }}}}",
+        "oca_appliance_serial": "100%",
+        "oca_wheel": str(wheel),
+        # The throwaway venv gets the package only: its dependencies come from PyPI on a real
+        # host, which the test does not wait for. The commands the roles run (`oca store init`,
+        # `oca-control db upgrade`) use the project's development venv instead.
+        "oca_pip_extra_args": "--no-deps",
+        "oca_cli": str(VENV_BIN / "oca"),
+        "oca_control_cli": str(VENV_BIN / "oca-control"),
+        "oca_control_db_backend": "sqlite",
+    }
+    return ["-e", json.dumps(extra)]
+
+
+def inventory() -> dict:
+    """The example inventory as `ansible-inventory --list` sees it (groups, _meta.hostvars)."""
+    proc = subprocess.run(["ansible-inventory", "-i", "inventory/example/hosts.yml", "--list"],
+                          cwd=ANSIBLE_DIR, env=ansible_env(), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The oca-stack wheel, built from a copy of the sources (the checkout stays untouched)."""
+    src = tmp_path_factory.mktemp("src")
+    shutil.copy2(REPO / "pyproject.toml", src)
+    for pkg in ("oca", "fill", "steering", "control_plane"):
+        shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
+                   check=True, capture_output=True, timeout=180)
+    (built,) = out.glob("oca_stack-*.whl")
+    return built
+
+
+@dataclass(frozen=True)
+class LocalApply:
+    root: Path
+    first: PlaybookRun
+    second: PlaybookRun
+
+    def prefix(self, host: str) -> Path:
+        return self.root / host
+
+
+@pytest.fixture(scope="session")
+def local_apply(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> LocalApply:
+    """site.yml applied twice to APPLY_HOSTS on localhost, each host under its own prefix."""
+    require("ansible-playbook", "bird")
+    root = tmp_path_factory.mktemp("apply")
+    args = [*local_apply_vars(root, wheel), "--limit", ",".join(APPLY_HOSTS)]
+    first = run_playbook("site.yml", *args)
+    assert first.returncode == 0, first.output[-6000:]
+    second = run_playbook("site.yml", *args)
+    assert second.returncode == 0, second.output[-6000:]
+    return LocalApply(root, first, second)
