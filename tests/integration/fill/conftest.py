@@ -232,7 +232,7 @@ async def manifest_server():
 
 # -- an appliance: store + fill config ------------------------------------------------------------------------
 def write_fill_config(root: Path, cp_url: str, *, ssd=("20MB",), hdd=("50MB",), rate: str = "unlimited",
-                      extra: str = "", fetch: str = "") -> Path:
+                      extra: str = "", fetch: str = "", window: str = "enabled = false") -> Path:
     store_toml = write_store_config(root / "appliance", ssd=ssd, hdd=hdd)
     from oca.config import load_toml, read_store_config
     from oca.store import init_disks
@@ -252,7 +252,7 @@ timeout = "5s"
 retry_interval = "1s"
 poll_interval = "1s"
 [window]
-enabled = false
+{window}
 [rate]
 limit = "{rate}"
 [fetch]
