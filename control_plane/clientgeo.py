@@ -11,6 +11,7 @@ our own proxies can be believed).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 from collections.abc import Callable, Mapping, Sequence
@@ -23,6 +24,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Lookup = Callable[[str], str | None]
 
 
+@functools.lru_cache(maxsize=4096)
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         return ipaddress.ip_address(text.strip())
@@ -54,6 +56,8 @@ def resolve_country(peer: str | None, headers: Mapping[str, str], *, lookup: Loo
                     trusted_proxies: Sequence[Network], country_header: str = "X-Client-Country",
                     forwarded_header: str = "X-Forwarded-For") -> str:
     """ISO 3166-1 alpha-2 country (upper case) of the client, or ``"unknown"``."""
+    if lookup is None and not trusted_proxies:
+        return UNKNOWN          # nothing configured that could tell: skip parsing addresses
     ip = client_ip(peer, headers, trusted_proxies=trusted_proxies, forwarded_header=forwarded_header)
     if lookup is not None and ip is not None:
         country = lookup(ip)

@@ -128,17 +128,23 @@ class SourceIndex:
     """Which nearby peers hold which key, built once per manifest (O(keys held nearby))."""
 
     def __init__(self, target: Target, fleet: Fleet, max_peers: int) -> None:
-        self.max_peers = max_peers
         nearby = [p for p in fleet.peers if p.id != target.id and p.region == target.region]
         # Same site first, then the rest of the region; least loaded first; id breaks ties.
         nearby.sort(key=lambda p: (p.site != target.site, p.load_ratio, p.id))
-        self._holders: dict[str, list[SourceBox]] = {}
-        for peer in nearby:
-            for key in peer.keys:
-                self._holders.setdefault(key, []).append(peer)
-        self._origins = tuple(OriginSource(o.id, o.base_url)
-                              for o in sorted(fleet.origins, key=lambda o: (o.load_ratio, o.id)))
+        self._origins: tuple[Source, ...] = tuple(
+            OriginSource(o.id, o.base_url) for o in sorted(fleet.origins, key=lambda o: (o.load_ratio, o.id)))
+        holders: dict[str, list[Source]] = {}
+        if max_peers > 0:
+            for peer in nearby:
+                source = PeerSource(peer.id, peer.base_url)
+                for key in peer.keys:
+                    found = holders.get(key)
+                    if found is None:
+                        holders[key] = [source]
+                    elif len(found) < max_peers:
+                        found.append(source)
+        self._sources = {key: (*peers, *self._origins) for key, peers in holders.items()}
 
     def sources(self, key: str) -> tuple[Source, ...]:
-        peers = self._holders.get(key, ())[: self.max_peers]
-        return tuple(PeerSource(p.id, p.base_url) for p in peers) + self._origins
+        """Peers holding `key` (nearest, least loaded first, at most max_peers), then origins."""
+        return self._sources.get(key, self._origins)

@@ -35,5 +35,24 @@ class ControlMetrics:
         self.config_reloads = Counter("oca_control_config_reloads_total", "SIGHUP reloads by result",
                                       ["result"], registry=r)
 
+        self._response_children: dict[tuple[str, str, int], tuple] = {}
+        self._record_children: dict[str, object] = {}
+
+    # The hot paths reuse labelled children: `labels()` is a locked lookup on every call.
+    def response_children(self, route: str, method: str, status: int) -> tuple:
+        """(count(), observe(seconds)) for one route, method and status."""
+        key = (route, method, status)
+        found = self._response_children.get(key)
+        if found is None:
+            found = self._response_children[key] = (self.responses.labels(route, method, str(status)).inc,
+                                                    self.latency.labels(route).observe)
+        return found
+
+    def record_counter(self, kind: str):
+        found = self._record_children.get(kind)
+        if found is None:
+            found = self._record_children[kind] = self.telemetry_records.labels(kind).inc
+        return found
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -15,7 +15,6 @@ from sqlalchemy.exc import IntegrityError
 
 from control_plane import fillmanifest, fillplan, fleet, licensing
 from control_plane.api.auth import require_appliance
-from control_plane.api.bodies import json_response
 from control_plane.api.conditional import etag, not_modified, response_304
 from control_plane.api.openapi_doc import op, path_param, ref
 from control_plane.context import CONTEXT, Context
@@ -54,8 +53,8 @@ def source_fleet(states: list[fleet.ApplianceState], now: float, stale_after: fl
     return fillplan.Fleet(tuple(peers), tuple(origins))
 
 
-async def build(ctx: Context, appliance_id: str) -> dict:
-    """The current manifest document, stored with its generation."""
+async def build(ctx: Context, appliance_id: str) -> tuple[int, bytes]:
+    """The current manifest (generation, JSON body), stored with its generation."""
     now, cfg = ctx.now(), ctx.config
     async with ctx.engine.begin() as conn:
         target = await fleet_repo.get_state(conn, appliance_id)
@@ -70,27 +69,24 @@ async def build(ctx: Context, appliance_id: str) -> dict:
                                                         spec.country, now, cfg.fill.licence_window)
         files = await repo.ready_files(conn)
         sources = source_fleet(await repo.neighbourhood(conn, spec.region), now, cfg.fleet.stale_after)
-        plan = fillplan.plan_fill(
-            fillplan.Target(spec.id, spec.site, spec.region, spec.capacity_ssd, spec.capacity_hdd),
-            scores, licensed, files, ssd_head_fraction=cfg.fill.ssd_head_fraction,
-            cached_fraction=cfg.fill.cached_fraction)
+        where = fillplan.Target(spec.id, spec.site, spec.region, spec.capacity_ssd, spec.capacity_hdd)
+        plan = fillplan.plan_fill(where, scores, licensed, files, ssd_head_fraction=cfg.fill.ssd_head_fraction,
+                                  cached_fraction=cfg.fill.cached_fraction)
         signer = signer_for(ctx)
-        index = fillplan.SourceIndex(target=fillplan.Target(spec.id, spec.site, spec.region, 0, 0),
-                                     fleet=sources, max_peers=cfg.fill.max_peer_sources)
-        items = fillmanifest.unsigned_items(plan, index, peers_allowed=signer is not None)
-        digest = fillmanifest.digest(items)
+        index = fillplan.SourceIndex(where, sources, cfg.fill.max_peer_sources)
+        digest = fillmanifest.fingerprint(plan, index, peers_allowed=signer is not None)
         row = await repo.stored(conn, appliance_id)
         if row is not None and row.digest == digest and row.urls_expire_at - now >= cfg.fill.url_ttl / 2:
-            return json.loads(row.body)
+            return row.generation, row.body.encode()
         generation = 1 if row is None else row.generation + 1
-        has_peers = any(s["kind"] == "peer" for i in items for s in i["sources"])
         expires = int(now + cfg.fill.url_ttl)
-        if has_peers and signer is not None:
-            items = fillmanifest.sign_items(items, signer, expires)
-        doc = fillmanifest.document(appliance_id, generation, format_time(now), items)
-        await repo.save(conn, appliance_id, generation=generation, digest=digest, body=json.dumps(doc),
-                        urls_expire_at=expires if has_peers else NO_EXPIRY, now=now, existed=row is not None)
-    return doc
+        items = fillmanifest.render_items(plan, index, signer=signer, expires=expires)
+        body = json.dumps(fillmanifest.document(appliance_id, generation, format_time(now), items),
+                          separators=(",", ":"))
+        await repo.save(conn, appliance_id, generation=generation, digest=digest, body=body,
+                        urls_expire_at=expires if fillmanifest.has_peers(items) else NO_EXPIRY, now=now,
+                        existed=row is not None)
+    return generation, body.encode()
 
 
 async def fill_manifest(request: web.Request) -> web.Response:
@@ -99,14 +95,15 @@ async def fill_manifest(request: web.Request) -> web.Response:
     await require_appliance(request, appliance_id, allow_operator=True)
     started = time.perf_counter()
     try:
-        doc = await build(ctx, appliance_id)
+        generation, body = await build(ctx, appliance_id)
     except IntegrityError:      # a concurrent request stored the first generation: read it back
-        doc = await build(ctx, appliance_id)
+        generation, body = await build(ctx, appliance_id)
     ctx.metrics.manifest_seconds.observe(time.perf_counter() - started)
-    tag = etag(str(doc["generation"]))
+    tag = etag(str(generation))
     if not_modified(request, tag):
         return response_304(tag)
-    return json_response(doc, headers={"ETag": tag, "Cache-Control": "no-cache"})
+    return web.Response(body=body, content_type="application/json",
+                        headers={"ETag": tag, "Cache-Control": "no-cache"})
 
 
 def register(app: web.Application) -> None:

@@ -45,8 +45,9 @@ async def errors_and_metrics(request: web.Request, handler) -> web.StreamRespons
         log.exception("unhandled error", extra={"fields": {"method": request.method, "path": request.path}})
         response = json_response({"error": {"code": "internal", "message": "internal server error",
                                             "field": None}}, 500)
-    metrics = request.app[CONTEXT].metrics
-    route = _route_name(request)
-    metrics.responses.labels(route, request.method, str(response.status)).inc()
-    metrics.latency.labels(route).observe(time.perf_counter() - started)
+    count, observe = request.app[CONTEXT].metrics.response_children(_route_name(request), request.method,
+                                                                     response.status)
+    count()
+    observe(time.perf_counter() - started)
     return response
+

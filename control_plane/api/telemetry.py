@@ -36,7 +36,7 @@ async def _accept(request: web.Request, kind: str) -> web.Response:
         ctx.metrics.telemetry_rejected.inc()
         ctx.nudge_flusher()
         raise
-    ctx.metrics.telemetry_records.labels(kind).inc()
+    ctx.metrics.record_counter(kind)()
     if buffer.waiting() >= ctx.config.telemetry.flush_batch:
         ctx.nudge_flusher()
     return web.Response(status=_NO_CONTENT)
