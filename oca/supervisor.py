@@ -177,7 +177,7 @@ class Supervisor:
                 elif event == "ready":
                     handle.ready = True
                     handle.reloaded = self.reload_requested
-                elif event == "reloaded":
+                elif event == "reloaded" and msg.get("ok"):
                     handle.reloaded = self.reload_requested
                     self._count_reload()
         finally:

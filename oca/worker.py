@@ -29,7 +29,7 @@ import uvloop
 from oca import tokens
 from oca.accesslog import AccessLog
 from oca.applog import setup_json_logging
-from oca.config import ConfigError, EdgeConfig, load_oca_config
+from oca.config import ConfigError, EdgeConfig, StoreConfig, load_oca_config
 from oca.files import FdCache, IndexSource, IndexView, RootSource, StoreSource
 from oca.http.handler import Context
 from oca.http.protocol import EdgeProtocol, Shared
@@ -62,22 +62,29 @@ def listen_socket(host: str, port: int, backlog: int, *, listen: bool = True) ->
 
 
 class Loaded:
-    """What a (re)load produces: edge config, key ring, index source."""
+    """What a (re)load produces: edge config, key ring, and how to open the index source."""
 
-    def __init__(self, edge: EdgeConfig, ring: tokens.KeyRing | None, source: IndexSource) -> None:
-        self.edge, self.ring, self.source = edge, ring, source
+    def __init__(self, edge: EdgeConfig, ring: tokens.KeyRing | None, store_config: StoreConfig | None) -> None:
+        self.edge, self.ring, self.store_config = edge, ring, store_config
 
 
 def load(spec: ServeSpec) -> Loaded:
-    """Read the configuration the spec names and open the index (raises ConfigError)."""
+    """Read and validate the configuration and key ring the spec names (raises ConfigError)."""
     if spec.config_path is not None:
-        from oca.store import Store  # the store (LMDB) is opened here, in the worker, after the fork
-
         config = load_oca_config(spec.config_path)
         edge = config.edge
         ring = tokens.load_key_ring(str(edge.tokens.keys_file)) if edge.tokens.mode == "require" else None
-        return Loaded(edge, ring, StoreSource(Store.open(config.store, cleanup=False)))
-    return Loaded(spec.edge, None, RootSource(spec.root))
+        return Loaded(edge, ring, config.store)
+    return Loaded(spec.edge, None, None)
+
+
+def open_source(spec: ServeSpec, store_config: StoreConfig | None) -> IndexSource:
+    """Open the index: the store's LMDB (in the worker, never inherited) or the scanned root dir."""
+    if store_config is not None:
+        from oca.store import Store
+
+        return StoreSource(Store.open(store_config, cleanup=False))
+    return RootSource(spec.root)
 
 
 class Worker:
@@ -91,8 +98,9 @@ class Worker:
         loop = asyncio.get_running_loop()
         loaded = load(self.spec)
         edge = loaded.edge
+        self.store_config = loaded.store_config
         self.fds = FdCache(edge.files.open_files)
-        view = IndexView(loaded.source, self.fds)
+        view = IndexView(open_source(self.spec, loaded.store_config), self.fds)
         self.ctx = Context(edge, loaded.ring, view, Clock())
         self.access = AccessLog(edge.log.access_log, buffer_bytes=edge.log.buffer_bytes) \
             if edge.log.access_log else None
@@ -170,12 +178,22 @@ class Worker:
         """SIGHUP: build the new config, ring and index off to the side, then swap them in."""
         try:
             loaded = load(self.spec)
-        except (ConfigError, OSError, Exception) as e:
+        except (ConfigError, OSError) as e:
             log.error("reload failed, keeping the running configuration: %s", e)
             self._send({"event": "reloaded", "ok": False, "error": str(e)})
             return
-        old = self.ctx.view.swap_source(loaded.source)
-        old.close()
+        # LMDB allows one handle per environment and process: close the index, then open it again
+        # (with the new [store] settings; if that fails, with the old ones).
+        view = self.ctx.view
+        view.source.close()
+        try:
+            view.swap_source(open_source(self.spec, loaded.store_config))
+            self.store_config = loaded.store_config
+        except Exception as e:
+            log.error("reload: cannot open the index with the new settings (%s); reopening the old one", e)
+            view.swap_source(open_source(self.spec, self.store_config))
+            self._send({"event": "reloaded", "ok": False, "error": str(e)})
+            return
         old_log = self.ctx.config.log.access_log
         self.ctx.configure(loaded.edge, loaded.ring)
         if loaded.edge.log.access_log != old_log:
