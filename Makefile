@@ -28,7 +28,7 @@ test-fast:
 
 lint:
 	@scripts/bootstrap.sh test
-	$(VENV)/bin/ruff check oca fill steering control_plane tests bench
+	$(VENV)/bin/ruff check oca fill steering control_plane demo tests bench
 
 bench: bench-edge bench-control bench-steering bench-fill
 
