@@ -21,6 +21,7 @@ class SnapshotConfig:
 class RankingConfig:
     load_limit: float = DEFAULT_LOAD_LIMIT
     max_candidates: int = 5
+    cache_entries: int = 200_000
     country_regions: dict[str, str] = field(default_factory=dict)
 
 
@@ -88,6 +89,7 @@ def _read_snapshot(s: Section) -> SnapshotConfig:
 def _read_ranking(s: Section) -> RankingConfig:
     load_limit = s.float("load_limit", DEFAULT_LOAD_LIMIT, min=0.0)
     max_candidates = s.int("max_candidates", 5, min=1, max=1000)
+    cache_entries = s.int("cache_entries", 200_000, min=0)
     regions_section = s.section("country_regions")
     regions = {}
     for country in list(regions_section.data):
@@ -96,4 +98,4 @@ def _read_ranking(s: Section) -> RankingConfig:
         regions[country.upper()] = regions_section.str(country)
     regions_section.done()
     s.done()
-    return RankingConfig(load_limit, max_candidates, regions)
+    return RankingConfig(load_limit, max_candidates, cache_entries, regions)

@@ -76,10 +76,14 @@ class FleetModel:
     prefixes: PrefixTable
     titles: dict[str, tuple[str, ...]]
     ready_keys: frozenset[str]                    # every rendition of every title: what origins hold
+    # Indexes over eligible (fresh and healthy) appliances only; ranking never names the others.
     embedded_by_asn: dict[int, tuple[int, ...]]
     ixp_by_country: dict[str, tuple[int, ...]]
     ixp_by_region: dict[str, tuple[int, ...]]
     origins: tuple[int, ...]
+    key_holders: dict[str, tuple[int, ...]]       # content key → appliances listing it (holds_all excluded)
+    title_holders: dict[str, tuple[int, ...]]     # title → appliances holding all its renditions (same)
+    all_holders: tuple[int, ...]                  # holds_all appliances (origins)
     country_region: dict[str, str] = field(default_factory=dict)
 
     def holds_key(self, appliance: Appliance, key: str) -> bool:
@@ -138,7 +142,19 @@ def _groups(appliances: list[Appliance]) -> dict[str, Any]:
     by_country: dict[str, list[int]] = {}
     by_region: dict[str, list[int]] = {}
     origins: list[int] = []
+    key_holders: dict[str, list[int]] = {}
+    title_holders: dict[str, list[int]] = {}
+    all_holders: list[int] = []
     for a in appliances:
+        if not a.eligible:
+            continue
+        if a.holds_all:
+            all_holders.append(a.index)
+        else:
+            for key in a.keys:
+                key_holders.setdefault(key, []).append(a.index)
+            for title in a.titles:
+                title_holders.setdefault(title, []).append(a.index)
         if a.kind is Kind.EMBEDDED and a.asn is not None:
             by_asn.setdefault(a.asn, []).append(a.index)
         elif a.kind is Kind.IXP:
@@ -153,6 +169,9 @@ def _groups(appliances: list[Appliance]) -> dict[str, Any]:
         "ixp_by_country": {k: tuple(v) for k, v in by_country.items()},
         "ixp_by_region": {k: tuple(v) for k, v in by_region.items()},
         "origins": tuple(origins),
+        "key_holders": {k: tuple(v) for k, v in key_holders.items()},
+        "title_holders": {k: tuple(v) for k, v in title_holders.items()},
+        "all_holders": tuple(all_holders),
     }
 
 

@@ -10,9 +10,8 @@ MaxMind readers do not map ``::ffff:a.b.c.d`` to the IPv4 subtree themselves (..
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import maxminddb
 
@@ -23,8 +22,7 @@ class GeoDatabaseError(Exception):
     """A GeoIP database file could not be opened or is not a MaxMind DB."""
 
 
-@dataclass(frozen=True, slots=True)
-class GeoAnswer:
+class GeoAnswer(NamedTuple):
     asn: int | None
     country: str | None    # ISO 3166-1 alpha-2, upper case
 

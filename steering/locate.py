@@ -16,7 +16,7 @@ from steering.ranking import Client
 def locate(model: FleetModel, geo: GeoLookup | None, ip: str) -> Client:
     """Locate `ip` (raises prefixes.InvalidAddress when it is not an IP address)."""
     address, bits = normalize_ip(ip)
-    matches = tuple(model.prefixes.lookup(address, bits))
+    matches = model.prefixes.lookup(address, bits)
     if matches:
         first = model.appliances[matches[0].appliances[0]]
         asn, country, source = first.asn, first.country, "bgp"

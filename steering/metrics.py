@@ -20,9 +20,6 @@ class SteeringMetrics:
         self.decisions = Counter(
             "oca_steering_decisions", "Steering decisions by the first candidate's tier and the API",
             ["api", "tier"], registry=registry)
-        self.candidate_reasons = Counter(
-            "oca_steering_candidates", "Candidates named in answers, by tier and whether overloaded",
-            ["tier", "overloaded"], registry=registry)
         self.latency = Histogram(
             "oca_steering_decision_seconds", "Time to locate the client and rank appliances",
             registry=registry, buckets=_LATENCY_BUCKETS)
@@ -42,19 +39,18 @@ class SteeringMetrics:
                     "Seconds since the model was built or confirmed by the control plane (-1: no model yet)",
                     registry=registry)
         age.set_function(lambda: _or_minus_one(model_age()))
+        self.cache_hit_ratio = Gauge(
+            "oca_steering_ranking_cache_hit_ratio", "Share of decisions answered from the current model's "
+            "ranking cache", registry=registry)
         # Pre-bind the hot children: labels() costs a lock and a dict lookup per call.
         self._decision_children = {(api, t): self.decisions.labels(api, t)
                                    for api in ("steer", "hls", "dash") for t in TIER_LABELS}
-        self._candidate_children = {(t, o): self.candidate_reasons.labels(t, o)
-                                    for t in TIER_LABELS for o in ("false", "true")}
         for outcome in FETCH_OUTCOMES:
             self.fetches.labels(outcome)
 
-    def decided(self, api: str, tier: str, seconds: float, candidates: list[tuple[str, bool]]) -> None:
+    def decided(self, api: str, tier: str, seconds: float) -> None:
         self._decision_children[(api, tier)].inc()
         self.latency.observe(seconds)
-        for label, overloaded in candidates:
-            self._candidate_children[(label, "true" if overloaded else "false")].inc()
 
 
 def _or_minus_one(value: float | None) -> float:

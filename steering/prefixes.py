@@ -26,12 +26,14 @@ class InvalidAddress(ValueError):
         self.value = value
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)
 class Match:
-    """One covering prefix and the appliances (model indices) that reported it."""
+    """One covering prefix, the appliances (model indices) that reported it, and the next less specific
+    prefix in the table (linked at build time, so a lookup is one trie search plus pointer hops)."""
 
     prefix: str
     appliances: tuple[int, ...]
+    parent: Match | None = None
 
 
 def normalize_ip(text: str) -> tuple[str, int]:
@@ -101,21 +103,33 @@ class PrefixTable:
                 pending.setdefault(prefix, []).append(index)
             for prefix in v6:
                 pending.setdefault(prefix, []).append(index)
-        for prefix, owners in pending.items():
-            tree = table._v6 if ":" in prefix else table._v4
-            tree.insert(prefix, tuple(owners))
-            table.counts["ipv6" if ":" in prefix else "ipv4"] += 1
+        # Shortest prefixes first: when a prefix goes in, its covering prefixes are already there and the
+        # trie's longest match for it is its parent.
+        by_length: dict[int, list[str]] = {}
+        for prefix in pending:
+            by_length.setdefault(int(prefix[prefix.index("/") + 1:]), []).append(prefix)
+        # One tuple object per distinct set of owners: decisions cache rankings by these owner sets.
+        owner_sets: dict[tuple[int, ...], tuple[int, ...]] = {}
+        for length in sorted(by_length):
+            for prefix in by_length[length]:
+                tree = table._v6 if ":" in prefix else table._v4
+                owners = tuple(pending[prefix])
+                tree.insert(prefix, Match(prefix, owner_sets.setdefault(owners, owners), tree.get(prefix)))
+        table.counts = {"ipv4": len(table._v4), "ipv6": len(table._v6)}
         return table
 
     def __len__(self) -> int:
         return self.counts["ipv4"] + self.counts["ipv6"]
 
-    def lookup(self, address: str, bits: int) -> list[Match]:
+    def lookup(self, address: str, bits: int) -> tuple[Match, ...]:
         """Covering prefixes of a normalized address, most specific first (empty when none covers it)."""
-        tree = self._v4 if bits == 32 else self._v6
-        prefix = tree.get_key(address)
-        matches: list[Match] = []
-        while prefix is not None:
-            matches.append(Match(prefix, tree[prefix]))
-            prefix = tree.parent(prefix)
-        return matches
+        match = (self._v4 if bits == 32 else self._v6).get(address)
+        if match is None:
+            return ()
+        if match.parent is None:
+            return (match,)
+        matches = []
+        while match is not None:
+            matches.append(match)
+            match = match.parent
+        return tuple(matches)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,13 +21,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from oca.contentkey import InvalidKey, validate_key
 from steering import content_steering as cs
 from steering.config import ContentSteeringConfig, RankingConfig, SteeringConfig
-from steering.decision import Decision, answer_document, steer
+from steering.decision import Decision, RankingCache, answer_document, steer
 from steering.fleet import FleetModel, ModelHolder
 from steering.geo import GeoLookup
 from steering.metrics import SteeringMetrics
@@ -64,6 +64,8 @@ class SteeringHandlers:
     def __init__(self, settings: Settings, holder: ModelHolder, geo: GeoLookup | None,
                  metrics: SteeringMetrics, clock: Callable[[], float] = time.perf_counter) -> None:
         self.settings, self.holder, self.geo, self.metrics, self.clock = settings, holder, geo, metrics, clock
+        self._cache: RankingCache | None = None
+        metrics.cache_hit_ratio.set_function(self._cache_hit_ratio)
 
     async def steer(self, request: web.Request) -> web.Response:
         try:
@@ -78,7 +80,7 @@ class SteeringHandlers:
         except RequestError as e:
             return self._error(e)
         doc = answer_document(decision, model, self.holder.age() or 0.0)
-        return web.Response(body=json.dumps(doc).encode(), content_type=_JSON)
+        return web.Response(body=orjson.dumps(doc), content_type=_JSON)
 
     async def content_steering(self, request: web.Request) -> web.Response:
         protocol = cs.Protocol(request.match_info["protocol"])
@@ -100,7 +102,7 @@ class SteeringHandlers:
                                headers=_CORS)
         doc = cs.steering_manifest(protocol, priority, ttl_s=self.settings.content_steering.ttl,
                                    reload=cs.reload_uri(request.path, flat))
-        return web.Response(body=json.dumps(doc).encode(), content_type=_JSON,
+        return web.Response(body=orjson.dumps(doc), content_type=_JSON,
                             headers={**_CORS, "Cache-Control": "no-store"})
 
     async def metrics_page(self, request: web.Request) -> web.Response:
@@ -125,16 +127,30 @@ class SteeringHandlers:
         started = self.clock()
         try:
             decision = steer(model, self.geo, ip, content, load_limit=self.settings.ranking.load_limit,
-                             limit=limit)
+                             limit=limit, cache=self._cache_for(model))
         except InvalidAddress as e:
             raise RequestError(400, "invalid_ip", str(e)) from None
-        self.metrics.decided(api, decision.tier_label, self.clock() - started,
-                             [(r.tier.label, r.overloaded) for r in decision.candidates])
+        self.metrics.decided(api, decision.tier_label, self.clock() - started)
         return decision
+
+    def _cache_for(self, model: FleetModel) -> RankingCache | None:
+        """The current model's ranking cache (a new model starts an empty one)."""
+        size = self.settings.ranking.cache_entries
+        if size == 0:
+            return None
+        if self._cache is None or self._cache.model is not model:
+            self._cache = RankingCache(model, size)
+        return self._cache
+
+    def _cache_hit_ratio(self) -> float:
+        cache = self._cache
+        if cache is None or cache.hits + cache.misses == 0:
+            return 0.0
+        return cache.hits / (cache.hits + cache.misses)
 
     def _error(self, e: RequestError, headers: dict[str, str] | None = None) -> web.Response:
         self.metrics.rejected.labels(e.code).inc()
-        body = json.dumps({"error": {"code": e.code, "message": e.message}}).encode()
+        body = orjson.dumps({"error": {"code": e.code, "message": e.message}})
         return web.Response(status=e.status, body=body, content_type=_JSON, headers=headers)
 
 

@@ -202,13 +202,14 @@ async def test_metrics_count_decisions_by_tier_and_latency(steering):
     await steering.get("/api/v1/steer", ip="203.0.113.9", key="t1/a.mp4")
     await steering.get("/api/v1/steer", ip="192.0.2.1", key="t1/a.mp4")
     await steering.get("/api/v1/steer", ip="bad", key="t1/a.mp4")
+    await steering.get("/api/v1/steer", ip="203.0.113.77", key="t1/a.mp4")   # same place, same content: cached
     status, text, _ = await steering.get("/metrics")
     assert status == 200
-    assert 'oca_steering_decisions_total{api="steer",tier="prefix"} 1.0' in text
+    assert 'oca_steering_decisions_total{api="steer",tier="prefix"} 2.0' in text
     assert 'oca_steering_decisions_total{api="steer",tier="origin"} 1.0' in text
     assert 'oca_steering_rejected_requests_total{reason="invalid_ip"} 1.0' in text
-    assert "oca_steering_decision_seconds_count 2.0" in text
-    assert 'oca_steering_candidates_total{overloaded="false",tier="asn"} 1.0' in text
+    assert "oca_steering_decision_seconds_count 3.0" in text
+    assert "oca_steering_ranking_cache_hit_ratio 0.333" in text
     assert "oca_steering_model_age_seconds" in text and "oca_steering_model_appliances 4.0" in text
     assert 'oca_steering_model_prefixes{family="ipv6"} 1.0' in text
 

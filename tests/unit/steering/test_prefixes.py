@@ -53,5 +53,5 @@ def test_lookup_returns_covering_prefixes_most_specific_first():
     assert [(m.prefix, m.appliances) for m in matches] == [("203.0.113.0/24", (1, 2)), ("203.0.0.0/16", (0,))]
     assert [m.prefix for m in table.lookup("2001:db8:1::5", 128)] == ["2001:db8:1::/48", "2001:db8::/32"]
     assert [m.prefix for m in table.lookup("203.0.9.1", 32)] == ["203.0.0.0/16"]
-    assert table.lookup("192.0.2.1", 32) == []
-    assert table.lookup("2001:db9::1", 128) == []
+    assert table.lookup("192.0.2.1", 32) == ()
+    assert table.lookup("2001:db9::1", 128) == ()

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steering.fleet import FleetModel
-from steering.ranking import Client, Content, Tier, content_hash, hrw_weight, rank
+from steering.ranking import Client, Content, Tier, content_hash, explain, hrw_weight, rank
 
 from .fleetdocs import appliance, snapshot
 
@@ -19,10 +19,13 @@ def client(model, ip="203.0.113.9", asn=64500, country="DE", region="eu-central"
 
 
 def ranked_ids(apps, *, key=K, title=None, load_limit=0.8, limit=None, **client_kw):
+    """The ranking, computed both ways (walking the client's groups, classifying the holders): equal."""
     model = FleetModel.build(snapshot(apps))
     content = Content(title=title) if title else Content(key=key)
-    return [r.appliance.id for r in rank(model, client(model, **client_kw), content, load_limit=load_limit,
-                                         limit=limit)]
+    answers = [[r.appliance.id for r in rank(model, client(model, **client_kw), content, load_limit=load_limit,
+                                             limit=limit, holders_scan_max=scan)] for scan in (-1, 10**6)]
+    assert answers[0] == answers[1]
+    return answers[0]
 
 
 def emb(name, **kw):
@@ -101,7 +104,7 @@ def test_reasons_name_the_rule_and_overload():
     result = rank(model, client(model), Content(key=K))
     assert [(r.rank, r.tier) for r in result] == [
         (1, Tier.PREFIX), (2, Tier.IXP_COUNTRY), (3, Tier.IXP_REGION), (4, Tier.ORIGIN), (5, Tier.ASN)]
-    reasons = [r.reason for r in result]
+    reasons = [explain(r, client(model)) for r in result]
     assert "BGP prefix 203.0.113.0/24 covers the client" in reasons[0]
     assert "country DE" in reasons[1] and "region eu-central" in reasons[2] and "origin" in reasons[3]
     assert "AS64500" in reasons[4] and "overloaded (load 0.90 >= limit 0.80)" in reasons[4]
@@ -185,7 +188,7 @@ def test_never_names_an_appliance_lacking_the_file_or_stale_and_is_stable(doc, i
     if limit is not None:
         assert len(result) <= limit
     again = rank(FleetModel.build(doc), who, Content(key=key), limit=limit)
-    assert [(r.appliance.id, r.tier, r.reason) for r in again] == [(r.appliance.id, r.tier, r.reason)
+    assert [(r.appliance.id, r.tier, explain(r, who)) for r in again] == [(r.appliance.id, r.tier, explain(r, who))
                                                                     for r in result]
 
 
@@ -195,3 +198,27 @@ def test_title_answers_hold_every_rendition(doc, title):
     model = FleetModel.build(doc)
     for r in rank(model, client(model, ip="203.0.113.5"), Content(title=title)):
         assert all(model.holds_key(r.appliance, k) for k in model.titles[title])
+
+
+@settings(max_examples=150, deadline=None)
+@given(doc=fleets(), ip=st.sampled_from(["203.0.113.5", "203.0.7.1", "192.0.2.1", "2001:db8:1::1"]),
+       content=st.sampled_from([Content(key=k) for k in KEYS + ["t9/none.mp4"]] + [Content(title="t1")]),
+       asn=st.sampled_from([64500, 64501, None]), country=st.sampled_from(["DE", "FR", None]),
+       limit=st.sampled_from([None, 1, 3]))
+def test_both_candidate_searches_give_the_same_answer(doc, ip, content, asn, country, limit):
+    """rank() walks the client's groups or classifies the content's holders, whichever is cheaper."""
+    from steering.ranking import _rows_from_groups, _rows_from_holders
+
+    model = FleetModel.build(doc)
+    who = client(model, ip=ip, asn=asn, country=country, region="eu")
+    if content.key is not None:
+        holders, ready = model.key_holders.get(content.key, ()), content.key in model.ready_keys
+    else:
+        holders, ready = model.title_holders.get(content.title, ()), content.title in model.titles
+    want = limit if limit is not None else len(model.appliances) + 1
+    by_groups = _rows_from_groups(model, who, content, want, 0.8)
+    by_holders = _rows_from_holders(model, who, content, holders, ready, 0.8)
+    for rows in (by_groups, by_holders):
+        rows[0].sort()
+        rows[1].sort()
+    assert (by_groups[0] + by_groups[1])[:want] == (by_holders[0] + by_holders[1])[:want]

@@ -1,0 +1,402 @@
+"""Steering at Open Connect scale: `python -m bench.steering` (or `make bench-steering`).
+
+A synthetic fleet (17,000 appliances, 1,000,000 IPv4 + 100,000 IPv6 prefixes, 17,000 titles) goes through
+the real snapshot parser and model builder; then in-process decisions per second on one core, then HTTP
+``/api/v1/steer`` requests per second with the server pinned to one core and wrk on the other, against a
+bare aiohttp "hello" handler in the same run; then the kernel-table read at 100,000 routes (netlink vs
+pyroute2, when root). Prints a readable table, then one JSON line.
+
+Options: ``--quick`` (a 10x smaller fleet, for a smoke run), ``--http-seconds N``, ``--skip-http``,
+``--skip-routes``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from steering.decision import RankingCache, steer
+from steering.fleet import FleetModel
+from steering.ranking import Content
+
+REGIONS = [f"region-{i}" for i in range(8)]
+COUNTRIES = [f"{a}{b}" for a in "ABCDEFGH" for b in "ABCDE"]          # 40 synthetic country codes
+RENDITIONS = ["avc-360p", "avc-720p", "avc-1080p", "hevc-2160p", "aac-128k"]
+
+
+# -- the synthetic fleet ---------------------------------------------------------------------------
+
+def v4_prefix(i: int) -> str:
+    """The i-th /24 from 1.0.0.0 up (1,000,000 of them end near 16.66.0.0)."""
+    n = (1 << 24) + (i << 8)
+    return f"{n >> 24}.{(n >> 16) & 255}.{(n >> 8) & 255}.0/24"
+
+
+def v6_prefix(i: int) -> str:
+    """The i-th /48 under 2a00::/16."""
+    return f"2a00:{i >> 16:x}:{i & 0xffff:x}::/48"
+
+
+def make_snapshot(scale: float, seed: int = 7) -> tuple[dict[str, Any], dict[str, Any]]:
+    rng = random.Random(seed)
+    n_embedded, n_ixp, n_origin = int(16_000 * scale), int(990 * scale), 10
+    n_v4, n_v6, n_titles = int(1_000_000 * scale), int(100_000 * scale), int(17_000 * scale)
+    titles = {f"t{t}": [f"t{t}/{r}.mp4" for r in RENDITIONS] for t in range(n_titles)}
+    title_ids = list(titles)
+    popular = title_ids[: max(30, n_titles // 500)]                 # held by every embedded box
+    head = title_ids[: max(100, n_titles // 8)]                      # the popular head
+    n_isps = max(1, n_embedded // 8)                                 # 8 embedded appliances per ISP
+    appliances = []
+    for i in range(n_embedded):
+        isp = i % n_isps
+        held = popular + rng.sample(head, 20)
+        appliances.append(_appliance(f"emb-{i}", "embedded", 64512 + isp, COUNTRIES[isp % 40],
+                                     REGIONS[(isp % 40) % 8], [k for t in held for k in titles[t]],
+                                     load=rng.choice([0.1, 0.3, 0.5, 0.7, 0.9])))
+    for i in range(n_ixp):
+        held = head[:300] + rng.sample(title_ids, 200)
+        appliances.append(_appliance(f"ixp-{i}", "ixp", None, COUNTRIES[i % 40], REGIONS[(i % 40) % 8],
+                                     [k for t in held for k in titles[t]], load=rng.random()))
+    for i in range(n_origin):
+        appliances.append(_appliance(f"origin-{i}", "origin", None, None, None, [], load=0.2, holds_all=True))
+    for i in range(n_v4):
+        appliances[i % n_embedded]["prefixes"]["ipv4"].append(v4_prefix(i))
+    for i in range(n_v6):
+        appliances[(i * 7) % n_embedded]["prefixes"]["ipv6"].append(v6_prefix(i))
+    doc = {"version": 1, "generation": "bench-1", "generated_at": "2026-11-25T17:00:00Z", "stale_after_s": 90,
+           "appliances": appliances, "titles": titles}
+    shape = {"appliances": len(appliances), "embedded": n_embedded, "ixp": n_ixp, "origins": n_origin,
+             "ipv4_prefixes": n_v4, "ipv6_prefixes": n_v6, "titles": n_titles,
+             "keys": n_titles * len(RENDITIONS),
+             "held_keys": sum(len(a["keys"]) for a in appliances)}
+    return doc, shape
+
+
+def _appliance(name: str, kind: str, asn: int | None, country: str | None, region: str | None,
+               keys: list[str], *, load: float, holds_all: bool = False) -> dict[str, Any]:
+    return {"id": name, "kind": kind, "site": name, "region": region, "country": country, "asn": asn,
+            "base_url": f"http://{name}.oca.example:8080", "healthy": True, "fresh": True,
+            "last_report_at": "2026-11-25T16:59:30Z", "load_ratio": round(load, 3),
+            "link_capacity_bps": 100_000_000_000, "holds_all": holds_all,
+            "prefixes": {"ipv4": [], "ipv6": []}, "keys": keys}
+
+
+def write_geoip(directory: Path, shape: dict[str, Any]) -> tuple[Path, Path]:
+    """GeoIP for the addresses no prefix covers (100.64.0.0/10 and 2c00::/16): ASNs of the synthetic ISPs."""
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPSet
+
+    n_isps = max(1, shape["embedded"] // 8)
+    asn = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-ASN")
+    country = MMDBWriter(ip_version=6, ipv4_compatible=True, database_type="GeoLite2-Country")
+    for j in range(64):
+        isp = (j * 31) % n_isps
+        nets = IPSet([f"100.{64 + j}.0.0/16", f"2c00:{j:x}::/32"])
+        asn.insert_network(nets, {"autonomous_system_number": 64512 + isp})
+        country.insert_network(nets, {"country": {"iso_code": COUNTRIES[isp % 40]}})
+    paths = directory / "asn.mmdb", directory / "country.mmdb"
+    asn.to_db_file(str(paths[0]))
+    country.to_db_file(str(paths[1]))
+    return paths
+
+
+def make_requests(shape: dict[str, Any], count: int, seed: int = 11) -> list[tuple[str, Content]]:
+    """70% IPv4 clients covered by a prefix, 10% IPv6 covered, 20% located by GeoIP; Zipf-ish titles."""
+    rng = random.Random(seed)
+    n_titles = shape["titles"]
+    requests = []
+    for _ in range(count):
+        roll = rng.random()
+        if roll < 0.7:
+            net = v4_prefix(rng.randrange(shape["ipv4_prefixes"])).rsplit(".", 1)[0]
+            ip = f"{net}.{rng.randrange(1, 255)}"
+        elif roll < 0.8:
+            ip = v6_prefix(rng.randrange(shape["ipv6_prefixes"])).replace("::/48", f":{rng.randrange(1, 999):x}::1")
+        else:
+            ip = f"100.{64 + rng.randrange(64)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        title = min(int(rng.paretovariate(0.8)) - 1, n_titles - 1)
+        requests.append((ip, Content(key=f"t{title}/{rng.choice(RENDITIONS)}.mp4")))
+    return requests
+
+
+# -- measurements ------------------------------------------------------------------------------------
+
+def rss_mib() -> float:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def measure_decisions(model: FleetModel, geo: Any, requests: list[tuple[str, Content]],
+                      stream: list[tuple[str, Content]], seconds: float) -> dict[str, Any]:
+    """Uncached (the pure core, every decision computed) for `seconds`; then the service's path, with the
+    ranking cache, over one pass of a fresh `stream` starting from an empty cache. CPU time of this one
+    process on one core: other work on the shared machine does not count."""
+    tiers: dict[str, int] = {}
+    for ip, content in requests[:20000]:
+        decision = steer(model, geo, ip, content, limit=5)
+        tiers[decision.tier_label] = tiers.get(decision.tier_label, 0) + 1
+    done, started = 0, time.process_time()
+    while time.process_time() - started < seconds:
+        for ip, content in requests:
+            steer(model, geo, ip, content, limit=5)
+        done += len(requests)
+    elapsed = time.process_time() - started
+    cache = RankingCache(model)
+    started = time.process_time()
+    for ip, content in stream:
+        steer(model, geo, ip, content, limit=5, cache=cache)
+    cached_elapsed = time.process_time() - started
+    return {"uncached_per_s": round(done / elapsed), "uncached_us": round(elapsed / done * 1e6, 2),
+            "cached_per_s": round(len(stream) / cached_elapsed),
+            "cached_us": round(cached_elapsed / len(stream) * 1e6, 2),
+            "cache_hit_ratio": round(cache.hits / len(stream), 3), "cache_entries": len(cache._entries),
+            "stream": len(stream),
+            "first_tier_share": {k: round(v / 20000, 3) for k, v in sorted(tiers.items())}}
+
+
+def _serve(app_factory: Any, port: int, cpu: int) -> None:
+    """Child process: one core, uvloop, the app on `port`; exits on SIGTERM."""
+    import uvloop
+    from aiohttp import web
+
+    os.sched_setaffinity(0, {cpu})
+    gc.freeze()   # the model's millions of objects: keep the cyclic GC from walking them in the child
+    uvloop.install()
+    web.run_app(app_factory(), host="127.0.0.1", port=port, access_log=None, print=None,
+                handle_signals=True)
+    os._exit(0)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def run_wrk(app_factory: Any, paths: list[str], seconds: int, cpus: tuple[int, int]) -> dict[str, Any]:
+    port = _free_port()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _serve(app_factory, port, cpus[0])
+        finally:
+            os._exit(1)
+    try:
+        _wait_port(port)
+        with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+            script.write("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
+                         "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
+                         "  return wrk.format('GET', paths[i])\nend\n")
+        wrk = ["taskset", "-c", str(cpus[1]), "wrk", "-t1", "-c32", f"-d{seconds}s", "-s", script.name,
+               f"http://127.0.0.1:{port}/"]
+        subprocess.run(wrk[:-4] + ["-d1s"] + wrk[-3:], capture_output=True, check=True)   # warm-up
+        out = subprocess.run(wrk, capture_output=True, text=True, check=True).stdout
+        os.unlink(script.name)
+        hit_ratio = _scrape_hit_ratio(port)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+        os.waitpid(pid, 0)
+    rps = next(float(line.split()[1]) for line in out.splitlines() if line.startswith("Requests/sec"))
+    non2xx = next((int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line), 0)
+    latency = next((line.split()[1] for line in out.splitlines() if line.strip().startswith("Latency")), "")
+    result = {"req_per_s": round(rps), "non_2xx": non2xx, "avg_latency": latency}
+    if hit_ratio is not None:
+        result["cache_hit_ratio"] = hit_ratio
+    return result
+
+
+def _scrape_hit_ratio(port: int) -> float | None:
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("oca_steering_ranking_cache_hit_ratio "):
+            return round(float(line.split()[1]), 3)
+    return None
+
+
+def measure_http(model: FleetModel, geo: Any, requests: list[tuple[str, Content]],
+                 seconds: int, cpus: list[int]) -> dict[str, Any]:
+    from urllib.parse import urlencode
+
+    from aiohttp import web
+    from prometheus_client import CollectorRegistry
+
+    from steering.config import ContentSteeringConfig, RankingConfig
+    from steering.fleet import ModelHolder
+    from steering.metrics import SteeringMetrics
+    from steering.service import Settings, create_app
+
+    def hello_app() -> web.Application:
+        async def hello(request: web.Request) -> web.Response:
+            return web.Response(text="hello")
+        app = web.Application()
+        app.router.add_get("/api/v1/steer", hello)
+        return app
+
+    def steering_app() -> web.Application:
+        holder = ModelHolder(time.monotonic)
+        holder.swap(model)
+        metrics = SteeringMetrics(CollectorRegistry(), holder.age)
+        return create_app(Settings(RankingConfig(), ContentSteeringConfig()), holder, geo, metrics)
+
+    paths = [f"/api/v1/steer?{urlencode({'ip': ip, 'key': c.key})}" for ip, c in requests[:20000]]
+    pair = (cpus[0], cpus[-1])
+    hello = run_wrk(hello_app, paths, seconds, pair)
+    steer_result = run_wrk(steering_app, paths, seconds, pair)
+    return {"hello": hello, "steer": steer_result,
+            "ratio": round(steer_result["req_per_s"] / max(1, hello["req_per_s"]), 3),
+            "server_cpu": pair[0], "wrk_cpu": pair[1]}
+
+
+def measure_routes(count: int = 100_000) -> dict[str, Any]:
+    """Kernel table 100 in a scratch namespace with `count` IPv4 /24s + 4 IPv6 routes, read both ways."""
+    from oca.kernel_routes import read_table, read_table_pyroute2
+
+    if os.geteuid() != 0 or shutil.which("ip") is None:
+        return {"skipped": "needs root and iproute2"}
+    ns = f"bench-krt-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        results: dict[str, Any] = {}
+        for label, n in (("small", 7), ("full", count)):
+            subprocess.run(["ip", "-n", ns, "route", "flush", "table", "100"], capture_output=True)
+            subprocess.run(["ip", "-n", ns, "-6", "route", "flush", "table", "100"], capture_output=True)
+            batch = "".join(f"route add blackhole {v4_prefix(i)} table 100\n" for i in range(n - 4))
+            batch += "".join(f"route add blackhole 2001:db8:{i:x}::/48 table 100\n" for i in range(4))
+            subprocess.run(["ip", "-n", ns, "-batch", "-"], input=batch.encode(), check=True)
+            row: dict[str, Any] = {"routes": n}
+            for name, reader in (("netlink", read_table), ("pyroute2", read_table_pyroute2)):
+                cpu0, wall0 = time.process_time(), time.perf_counter()
+                got = reader(100, netns=ns)
+                row[name] = {"wall_s": round(time.perf_counter() - wall0, 3),
+                             "cpu_s": round(time.process_time() - cpu0, 3),
+                             "rows": len(got.ipv4) + len(got.ipv6)}
+            results[label] = row
+        return results
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+
+# -- main -------------------------------------------------------------------------------------------
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.steering", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a fleet 10x smaller (smoke run)")
+    parser.add_argument("--decision-seconds", type=float, default=5.0)
+    parser.add_argument("--http-seconds", type=int, default=8)
+    parser.add_argument("--skip-http", action="store_true")
+    parser.add_argument("--skip-routes", action="store_true")
+    args = parser.parse_args(argv)
+    scale = 0.1 if args.quick else 1.0
+    all_cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {all_cpus[0]})     # decisions on one core
+    result: dict[str, Any] = {"bench": "steering", "scale": scale}
+
+    started = time.perf_counter()
+    doc, shape = make_snapshot(scale)
+    result["fleet"] = shape
+    result["generate_s"] = round(time.perf_counter() - started, 2)
+    body = json.dumps(doc, separators=(",", ":")).encode()
+    del doc
+    gc.collect()
+    result["snapshot_mib"] = round(len(body) / 2**20, 1)
+    base_rss = rss_mib()
+    started = time.perf_counter()
+    model = FleetModel.from_json(body)
+    result["model_build_s"] = round(time.perf_counter() - started, 2)
+    del body
+    gc.collect()
+    result["model_rss_mib"] = round(rss_mib() - base_rss + result["snapshot_mib"], 1)
+    result["process_rss_mib"] = round(rss_mib(), 1)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        from steering.geo import GeoLookup
+        geo = GeoLookup(*write_geoip(Path(tmp), shape))
+        requests = make_requests(shape, 50_000)
+        stream = make_requests(shape, 400_000, seed=12)
+        result["decisions"] = measure_decisions(model, geo, requests, stream, args.decision_seconds)
+        del stream
+        if not args.skip_http:
+            result["http"] = measure_http(model, geo, requests, args.http_seconds, all_cpus)
+        geo.close()
+    if not args.skip_routes:
+        del model
+        gc.collect()
+        result["kernel_table_read"] = measure_routes()
+    print_table(result)
+    print(json.dumps(result, separators=(",", ":")))
+    return 0
+
+
+def print_table(r: dict[str, Any]) -> None:
+    f = r["fleet"]
+    rows = [
+        ("fleet", f"{f['appliances']:,} appliances ({f['embedded']:,} embedded, {f['ixp']:,} ixp, "
+                  f"{f['origins']} origins), {f['ipv4_prefixes']:,} IPv4 + {f['ipv6_prefixes']:,} IPv6 prefixes, "
+                  f"{f['titles']:,} titles / {f['keys']:,} keys, {f['held_keys']:,} held"),
+        ("snapshot JSON", f"{r['snapshot_mib']} MiB"),
+        ("model build (parse+validate+index)", f"{r['model_build_s']} s"),
+        ("model memory (RSS growth)", f"{r['model_rss_mib']} MiB (process RSS {r['process_rss_mib']} MiB)"),
+        ("decisions/s, one core, uncached", f"{r['decisions']['uncached_per_s']:,} "
+                                            f"({r['decisions']['uncached_us']} us each)"),
+        ("decisions/s, one core, service path", f"{r['decisions']['cached_per_s']:,} "
+                                                f"({r['decisions']['cached_us']} us each; target >= 100,000; "
+                                                f"ranking-cache hit ratio {r['decisions']['cache_hit_ratio']} "
+                                                f"over {r['decisions']['stream']:,} fresh requests)"),
+        ("first-candidate tiers", ", ".join(f"{k} {v:.1%}" for k, v in r["decisions"]["first_tier_share"].items())),
+    ]
+    if "http" in r:
+        h = r["http"]
+        rows += [("HTTP hello req/s (1 core)",
+                  f"{h['hello']['req_per_s']:,} (avg latency {h['hello']['avg_latency']})"),
+                 ("HTTP /api/v1/steer req/s (1 core)",
+                  f"{h['steer']['req_per_s']:,} (avg latency {h['steer']['avg_latency']}, "
+                  f"non-2xx {h['steer']['non_2xx']}, "
+                  f"ranking-cache hit ratio {h['steer'].get('cache_hit_ratio')})"),
+                 ("steer / hello", f"{h['ratio']} (target >= 0.8)")]
+    for row in r.get("kernel_table_read", {}).values():
+        if isinstance(row, dict):
+            rows.append((f"kernel table read, {row['routes']:,} routes",
+                         f"netlink {row['netlink']['wall_s']} s wall / {row['netlink']['cpu_s']} s CPU; "
+                         f"pyroute2 {row['pyroute2']['wall_s']} s wall / {row['pyroute2']['cpu_s']} s CPU"))
+        else:
+            rows.append(("kernel table read", row))
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
