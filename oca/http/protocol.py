@@ -121,7 +121,11 @@ class EdgeProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         s.connections.add(self)
         s.metrics.active += 1
-        self._go_idle()
+        # A new connection gets the (shorter) header timeout to send its first byte: a client that
+        # connects and says nothing is the first slowloris move. It is closed quietly, as if idle.
+        lim = s.ctx.config.limits
+        self.deadline = monotonic() + min(lim.header_timeout, lim.idle_timeout)
+        self.deadline_kind = "idle"
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self.fd < 0:
