@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from fill.agent import Agent, CycleStatus, inventory
 from fill.config import FillConfig, read_fill_config
 from fill.controlplane import Fresh, ManifestCache, NotModified, fetch_manifest
+from fill.fetcher import client_session
 from fill.metrics import FillMetrics
 from fill.planner import Evict, Fetch, Move, plan
 from fill.progress import human_bytes
@@ -98,7 +99,7 @@ def _run(coro) -> int:
 
 async def _fill(config: FillConfig, store: Store, *, once: bool, tty: bool) -> int:
     metrics = FillMetrics(CollectorRegistry())
-    async with aiohttp.ClientSession(auto_decompress=False) as session:
+    async with client_session() as session:
         agent = Agent(config, store, session, metrics, tty=tty)
         _install_signals(agent, config.fetch.drain_timeout)
         admin = await _start_admin(metrics, config) if (config.metrics_listen and not once) else None

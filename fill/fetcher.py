@@ -38,6 +38,7 @@ from oca.store import Entry, Staging, Store, StoreError, TierFull, VerifyFailed
 
 log = logging.getLogger("oca.fill.fetcher")
 FLUSH_BYTES = 1 << 20          # write to disk in pieces of about this size (bounded memory per download)
+READ_BUFSIZE = 1 << 20         # aiohttp's per-response buffer: big reads, few pause/resume cycles
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 
 
@@ -96,6 +97,12 @@ class FetchObserver:
     def on_bytes(self, source_kind: str, n: int) -> None: ...
 
     def on_failure(self, key: str, failure: Failure) -> None: ...
+
+
+def client_session() -> aiohttp.ClientSession:
+    """The session downloads use: no transparent decompression (bytes are hashed as sent), 1 MiB reads.
+    Memory per download stays bounded: about READ_BUFSIZE buffered plus FLUSH_BYTES pending."""
+    return aiohttp.ClientSession(auto_decompress=False, read_bufsize=READ_BUFSIZE)
 
 
 def redact(url: str) -> str:
@@ -243,7 +250,8 @@ class Fetcher:
         pending: list[bytes] = []
         pending_len = 0
         try:
-            async for piece in resp.content.iter_any():
+            # iter_chunks hands over aiohttp's buffers one by one; iter_any would join them (a copy)
+            async for piece, _ in resp.content.iter_chunks():
                 await self.throttle.acquire(len(piece))
                 self.observer.on_bytes(kind, len(piece))
                 progress.received += len(piece)
@@ -254,15 +262,21 @@ class Fetcher:
                     await in_thread(staging.truncate)
                     return NextSource("too_long", f"more than the expected {staging.size} bytes")
                 if pending_len >= FLUSH_BYTES:
-                    await in_thread(staging.write, b"".join(pending))
+                    await in_thread(_write_all, staging, pending)
                     pending, pending_len = [], 0
         except BaseException:
             # keep what arrived before a cut, a stall or a cancel: the next attempt resumes after it
             if pending:
-                await in_thread(staging.write, b"".join(pending))
+                await in_thread(_write_all, staging, pending)
             raise
         if pending:
-            await in_thread(staging.write, b"".join(pending))
+            await in_thread(_write_all, staging, pending)
         if staging.offset < staging.size:
             return Retry("short_body", f"body ended at {staging.offset} of {staging.size} bytes")
         return Complete()
+
+
+def _write_all(staging: Staging, pieces: list[bytes]) -> None:
+    """One thread hop for many pieces; each is hashed and written as it is (no joining copy)."""
+    for piece in pieces:
+        staging.write(piece)

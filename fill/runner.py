@@ -15,6 +15,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from fill.fetcher import Failed, Failure, Fetched, Fetcher, FetchObserver, in_thread
 from fill.metrics import FillMetrics
@@ -66,9 +67,13 @@ class RunSummary:
 class _Observer(FetchObserver):
     def __init__(self, metrics: FillMetrics, progress: Progress | None, summary: RunSummary) -> None:
         self.metrics, self.progress, self.summary = metrics, progress, summary
+        self._counters: dict[str, Any] = {}
 
     def on_bytes(self, source_kind: str, n: int) -> None:
-        self.metrics.bytes.labels(source_kind).inc(n)
+        counter = self._counters.get(source_kind)
+        if counter is None:
+            counter = self._counters[source_kind] = self.metrics.bytes.labels(source_kind)
+        counter.inc(n)
         self.summary.received[source_kind] += n
         if self.progress is not None:
             self.progress.add_bytes(n)

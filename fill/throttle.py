@@ -2,8 +2,9 @@
 
 Each download asks the bucket for the bytes of a chunk before writing it. Tokens accrue at `rate`
 bytes per second up to `burst`; a request larger than what is there goes into debt and waits until the
-debt is paid, so a chunk bigger than the burst still works and the long-run rate is exactly `rate` plus
-at most one burst: over a minute at 150 MB/s with a 0.1 s burst that is +0.17 %, well inside ±5 %.
+debt is paid, so a chunk bigger than the burst still works. The bucket starts empty, and idle time earns at
+most one burst (0.1 s of rate), so over any period the bytes granted are at most rate × period + one burst:
+over a minute at 150 MB/s that is +0.17 %, well inside ±5 %.
 Waiters are served first come, first served (a lock is held while sleeping), so no download starves.
 
 `rate=None` means unlimited: `acquire` only counts. The rate can change at any time (`set_rate`, used by
@@ -32,7 +33,9 @@ class TokenBucket:
         self._lock = asyncio.Lock()
         self._fixed_burst = burst
         self._set(rate)
-        self._tokens = self.burst
+        # Start empty: a run begins with no credit, so even a short run stays at the cap (a full bucket
+        # at start would add one burst, +4 % over 64 MiB at 200 Mbit/s).
+        self._tokens = 0.0
         self._last = clock()
         self.granted = 0            # bytes handed out since creation (for accounting and tests)
         self.waited = 0.0           # seconds callers spent waiting

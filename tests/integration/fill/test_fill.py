@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
 from fill.agent import Agent, CycleStatus
 from fill.config import read_fill_config
+from fill.fetcher import client_session
 from fill.metrics import FillMetrics
 from oca.store import Store
 from tests.integration.fill.conftest import (
@@ -25,7 +25,7 @@ from tests.integration.fill.conftest import (
 async def appliance(tmp_path, manifest_server):
     """(make_agent, store): agents share one store and one session; everything closed at the end."""
     opened = []
-    session = aiohttp.ClientSession(auto_decompress=False)
+    session = client_session()
 
     def make(cp_url=None, **kw):
         config = read_fill_config(write_fill_config(tmp_path, cp_url or manifest_server.url, **kw))

@@ -8,12 +8,12 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime
 
-import aiohttp
 import pytest
 from prometheus_client import CollectorRegistry
 
 from fill.agent import Agent, CycleStatus
 from fill.config import read_fill_config
+from fill.fetcher import client_session
 from fill.metrics import FillMetrics
 from oca.store import Store
 from tests.integration.fill.conftest import (
@@ -52,7 +52,7 @@ async def service(tmp_path, edge_factory, manifest_server):
     config = read_fill_config(write_fill_config(tmp_path, manifest_server.url, window=WINDOW, rate="8Mbit"))
     config = replace(config, fetch=replace(config.fetch, concurrency=1))
     store = Store.open(config.store, cleanup=True)
-    session = aiohttp.ClientSession(auto_decompress=False)
+    session = client_session()
     clock = Clock(20)
     agent = Agent(config, store, session, FillMetrics(CollectorRegistry()), wall_clock=clock, tty=False)
     yield agent, clock, files
