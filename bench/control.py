@@ -195,6 +195,41 @@ def bench_control(tmp: Path, url: str, script: Path, seconds: float, connections
     return result
 
 
+def bench_ingest_core(url: str, records: int) -> dict:
+    """The path behind HTTP, in process on one core: JSON parse + validation + country-less buffer add,
+    flushed to SQL every 50,000 records (the default flush_batch). Records per second."""
+    from control_plane.db import migrate
+    from control_plane.db import telemetry as telemetry_repo
+    from control_plane.db.engine import create_engine
+    from control_plane.telemetry import TelemetryBuffer, parse_heartbeat
+
+    body = HB_BODY.encode()
+    regions = ["DE", "FR", "NL", "GB", "PL", "US", "BR", "JP", "IN", "unknown"]
+
+    async def go() -> tuple[float, float]:
+        engine = create_engine(url, pool_size=1)
+        try:
+            await migrate.upgrade(engine)
+            buffer = TelemetryBuffer(max_pending=10**9, max_keys=10**7, bucket=60, retry_after=1, clock=time.time)
+            flush_s = 0.0
+            t0 = time.perf_counter()
+            for i in range(records):
+                buffer.add_heartbeat(f"t{i % 1000}", regions[i % len(regions)], parse_heartbeat(json.loads(body)))
+                if buffer.waiting() >= 50_000 or i == records - 1:
+                    f0 = time.perf_counter()
+                    batch = buffer.take()
+                    async with engine.begin() as conn:
+                        await telemetry_repo.write_batch(conn, batch, time.time(), half_life=3 * 86400,
+                                                         heartbeat_weight=0.0)
+                    buffer.done(batch)
+                    flush_s += time.perf_counter() - f0
+            return time.perf_counter() - t0, flush_s
+        finally:
+            await engine.dispose()
+    total, flush = asyncio.run(go())
+    return {"records": records, "per_s": round(records / total), "flush_share": round(flush / total, 3)}
+
+
 # -- 2. fill manifests -----------------------------------------------------------------------------
 
 def synthetic_catalog(n_titles: int, rng: random.Random):
@@ -354,13 +389,58 @@ def bench_fill_http(tmp: Path, n_titles: int, n_appliances: int, held: int, samp
             "http_304_ms_median": round(statistics.median(cached), 1)}
 
 
+def bench_heartbeats(tmp: Path, seconds: float, connections: int, rounds: int = 2) -> dict:
+    """Bare, SQLite and PostgreSQL interleaved for `rounds` rounds (the box is shared and noisy):
+    each figure is the best round; every round must have lost nothing."""
+    from tests.integration.control_plane.pgcluster import PgCluster
+
+    script = wrk_script(tmp)
+    runs: dict[str, list[dict]] = {"bare_aiohttp": [], "sqlite": [], "postgresql": []}
+    cluster = PgCluster()
+    cluster.start()
+    try:
+        for n in range(rounds):
+            runs["bare_aiohttp"].append(bench_bare(tmp, script, seconds, connections))
+            runs["sqlite"].append(bench_control(tmp, f"sqlite:///{tmp / f'hb{n}.db'}", script, seconds, connections))
+            runs["postgresql"].append(bench_control(tmp, cluster.new_database("bench"), script, seconds, connections))
+    finally:
+        cluster.stop()
+    out: dict = {}
+    for name, results in runs.items():
+        best = max(results, key=lambda r: r["rps"])
+        out[name] = {k: best[k] for k in ("rps", "requests", "non_2xx", "p99_ms")}
+        out[name]["rounds_rps"] = [round(r["rps"]) for r in results]
+        if "flushed" in best:
+            out[name].update(accepted=best["accepted"], flushed=best["flushed"],
+                             nothing_lost=all(r["nothing_lost"] for r in results))
+    out["ratio_sqlite_vs_bare"] = round(out["sqlite"]["rps"] / out["bare_aiohttp"]["rps"], 3)
+    out["ratio_postgresql_vs_bare"] = round(out["postgresql"]["rps"] / out["bare_aiohttp"]["rps"], 3)
+    out["target_rps"] = 20_000
+    return out
+
+
+def ingest_core(tmp: Path, records: int) -> dict:
+    from tests.integration.control_plane.pgcluster import PgCluster
+
+    out = {"sqlite": bench_ingest_core(f"sqlite:///{tmp / 'core.db'}", records)}
+    cluster = PgCluster()
+    cluster.start()
+    try:
+        out["postgresql"] = bench_ingest_core(cluster.new_database("core"), records)
+    finally:
+        cluster.stop()
+    return out
+
+
 # -- main ------------------------------------------------------------------------------------------
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.control", description=__doc__.splitlines()[0])
-    ap.add_argument("--seconds", type=float, default=6.0)
+    ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--skip-heartbeats", action="store_true")
+    ap.add_argument("--skip-fill", action="store_true")
     args = ap.parse_args(argv)
     for tool in ("wrk", "taskset"):
         if not shutil.which(tool):
@@ -372,43 +452,46 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-control-") as d:
         tmp = Path(d)
         os.chmod(tmp, 0o755)
-        script = wrk_script(tmp)
-        bare = bench_bare(tmp, script, seconds, args.connections)
-        sqlite_r = bench_control(tmp, f"sqlite:///{tmp / 'hb.db'}", script, seconds, args.connections)
-        from tests.integration.control_plane.pgcluster import PgCluster
-        cluster = PgCluster()
-        cluster.start()
-        try:
-            pg_r = bench_control(tmp, cluster.new_database("bench"), script, seconds, args.connections)
-        finally:
-            cluster.stop()
-        hb = {"bare_aiohttp": bare, "sqlite": sqlite_r, "postgresql": pg_r}
-        out["heartbeats"] = {k: {kk: v[kk] for kk in ("rps", "requests", "non_2xx", "p99_ms") if kk in v}
-                             | ({"nothing_lost": v["nothing_lost"], "accepted": v["accepted"],
-                                 "flushed": v["flushed"]} if "flushed" in v else {}) for k, v in hb.items()}
-        out["heartbeats"]["ratio_sqlite_vs_bare"] = round(sqlite_r["rps"] / bare["rps"], 3)
-        out["heartbeats"]["ratio_postgresql_vs_bare"] = round(pg_r["rps"] / bare["rps"], 3)
-        out["heartbeats"]["target_rps"] = 20_000
-        out["fill_pure"] = bench_fill_pure(n_titles, n_appliances, samples=5 if args.quick else 12, held=2_000)
-        out["fill_http_sqlite"] = bench_fill_http(tmp, n_titles, n_appliances // 5, held=500,
-                                                  samples=3 if args.quick else 6)
+        if not args.skip_heartbeats:
+            out["heartbeats"] = bench_heartbeats(tmp, seconds, args.connections)
+            out["ingest_core"] = ingest_core(tmp, 50_000 if args.quick else 300_000)
+        if not args.skip_fill:
+            out["fill_pure"] = bench_fill_pure(n_titles, n_appliances, samples=5 if args.quick else 12, held=2_000)
+            out["fill_http_sqlite"] = bench_fill_http(tmp, n_titles, n_appliances // 5, held=500,
+                                                      samples=3 if args.quick else 6)
     print_table(out)
     print(json.dumps(out, separators=(",", ":")))
     return 0
 
 
 def print_table(out: dict) -> None:
+    if "heartbeats" in out:
+        print_heartbeats(out)
+    if "fill_pure" in out:
+        print_fill(out)
+
+
+def print_heartbeats(out: dict) -> None:
     hb = out["heartbeats"]
     print(f"Heartbeat ingest, one server process on core 0, wrk -t1 -c{out['wrk']['connections']} on core 1, "
-          f"{out['wrk']['seconds']:g}s each")
-    print(f"  {'server':<28}{'req/s':>10}{'p99 ms':>9}{'non-2xx':>9}  {'flushed == accepted':<20}")
+          f"{out['wrk']['seconds']:g}s per run, servers interleaved, best of the rounds")
+    print(f"  {'server':<28}{'best req/s':>11}{'rounds':>16}{'p99 ms':>9}{'non-2xx':>9}"
+          "  nothing lost (flushed/accepted)")
     for name, label in (("bare_aiohttp", "bare aiohttp 204 (reference)"), ("sqlite", "oca-control, SQLite"),
                         ("postgresql", "oca-control, PostgreSQL")):
         r = hb[name]
         lost = "-" if "nothing_lost" not in r else f"{r['nothing_lost']} ({r['flushed']}/{r['accepted']})"
-        print(f"  {label:<28}{r['rps']:>10.0f}{r['p99_ms']:>9.1f}{r['non_2xx']:>9}  {lost}")
+        rounds = "/".join(map(str, r["rounds_rps"]))
+        print(f"  {label:<28}{r['rps']:>11.0f}{rounds:>16}{r['p99_ms']:>9.1f}{r['non_2xx']:>9}  {lost}")
     print(f"  ratio vs bare: SQLite {hb['ratio_sqlite_vs_bare']:.2f}, PostgreSQL {hb['ratio_postgresql_vs_bare']:.2f}"
           f" (target {hb['target_rps']} req/s per box)")
+    core = out["ingest_core"]
+    print(f"  ingest core without HTTP (parse + validate + buffer + SQL flush), one core: "
+          f"SQLite {core['sqlite']['per_s']}/s (flush {core['sqlite']['flush_share']:.0%} of the time), "
+          f"PostgreSQL {core['postgresql']['per_s']}/s (flush {core['postgresql']['flush_share']:.0%})")
+
+
+def print_fill(out: dict) -> None:
     f = out["fill_pure"]
     print(f"\nFill manifests, pure (one core): {f['titles']} titles x 5 = {f['renditions']} renditions, "
           f"{f['appliances']} appliances holding {f['keys_held_per_appliance']} keys each, median of "

@@ -106,13 +106,13 @@ async def report(request: web.Request) -> web.Response:
     await require_appliance(request, appliance_id, allow_operator=False)
     parsed = fleet.parse_report(appliance_id, await read_json(request, ctx.config.fleet.max_report_size))
     async with ctx.engine.begin() as conn:
-        decision = await repo.apply_report(conn, appliance_id, parsed, ctx.now())
+        decision, held = await repo.apply_report(conn, appliance_id, parsed, ctx.now())
     if isinstance(decision, fleet.UnknownGeneration):
         ctx.metrics.reports.labels("unknown_generation").inc()
         raise fleet.unknown_generation_error(decision)
     ctx.metrics.reports.labels("accepted").inc()
-    generation = None if decision is None else decision.generation
-    return json_response({"accepted": True, "generation": generation})
+    # Without inventory in the report, `generation` is the one already held (null before the first full one).
+    return json_response({"accepted": True, "generation": held})
 
 
 def register(app: web.Application) -> None:

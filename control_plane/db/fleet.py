@@ -91,15 +91,15 @@ async def inventory_totals(conn: AsyncConnection) -> dict[str, tuple[int, int]]:
 
 
 async def apply_report(conn: AsyncConnection, appliance_id: str, report: Report,
-                       now: float) -> Replace | Patch | UnknownGeneration | None:
+                       now: float) -> tuple[Replace | Patch | UnknownGeneration | None, int | None]:
     """Record a report. The appliance row is locked (PostgreSQL) so two reports of one appliance
-    apply in order. Returns the inventory decision (None when the report carried no inventory);
-    on UnknownGeneration nothing is written and the caller answers 409."""
+    apply in order. Returns the inventory decision (None when the report carried no inventory) and
+    the generation held afterwards; on UnknownGeneration nothing is written and the caller answers 409."""
     q = select(appliances.c.inventory_generation).where(appliances.c.id == appliance_id).with_for_update()
     held = (await conn.execute(q)).scalar_one_or_none()
     decision = None if report.inventory is None else decide_inventory(held, report.inventory)
     if isinstance(decision, UnknownGeneration):
-        return decision
+        return decision, held
     values = {"last_report_at": now, "health_status": report.health_status,
               "health_json": json.dumps(report.health), "load_json": json.dumps(report.load),
               "load_ratio": report.load_ratio, "prefixes_json": json.dumps(report.prefixes)}
@@ -116,7 +116,7 @@ async def apply_report(conn: AsyncConnection, appliance_id: str, report: Report,
             await _add_items(conn, appliance_id, added)
             values["inventory_generation"] = gen
     await conn.execute(update(appliances).where(appliances.c.id == appliance_id).values(**values))
-    return decision
+    return decision, values.get("inventory_generation", held)
 
 
 async def _add_items(conn: AsyncConnection, appliance_id: str, items) -> None:
