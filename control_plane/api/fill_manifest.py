@@ -7,9 +7,9 @@ when the items change, or when the peer URLs are re-signed because half their li
 
 from __future__ import annotations
 
-import json
 import time
 
+import orjson
 from aiohttp import web
 from sqlalchemy.exc import IntegrityError
 
@@ -81,12 +81,11 @@ async def build(ctx: Context, appliance_id: str) -> tuple[int, bytes]:
         generation = 1 if row is None else row.generation + 1
         expires = int(now + cfg.fill.url_ttl)
         items = fillmanifest.render_items(plan, index, signer=signer, expires=expires)
-        body = json.dumps(fillmanifest.document(appliance_id, generation, format_time(now), items),
-                          separators=(",", ":"))
-        await repo.save(conn, appliance_id, generation=generation, digest=digest, body=body,
+        body = orjson.dumps(fillmanifest.document(appliance_id, generation, format_time(now), items))
+        await repo.save(conn, appliance_id, generation=generation, digest=digest, body=body.decode(),
                         urls_expire_at=expires if fillmanifest.has_peers(items) else NO_EXPIRY, now=now,
                         existed=row is not None)
-    return generation, body.encode()
+    return generation, body
 
 
 async def fill_manifest(request: web.Request) -> web.Response:
