@@ -144,7 +144,16 @@ class Agent:
                 return self.local_now() < closes_at.closes_at
             return True
 
-        summary = await self._execute(the_plan, manifest.generation, may_start)
+        pause_at_close = None
+        if respect_window and isinstance(closes_at, Open):
+            # the window closed: downloads still running get drain_timeout to finish, then pause
+            delay = closes_at.closes_at.timestamp() - self.wall_clock() + self.config.fetch.drain_timeout
+            pause_at_close = asyncio.get_running_loop().call_later(max(0.0, delay), self.runner.pause)
+        try:
+            summary = await self._execute(the_plan, manifest.generation, may_start)
+        finally:
+            if pause_at_close is not None:
+                pause_at_close.cancel()
         status = CycleStatus.COMPLETE if summary.complete else CycleStatus.INCOMPLETE
         self.metrics.last_run_end.set(self.wall_clock())
         self.metrics.last_run_success.set(1 if summary.complete else 0)

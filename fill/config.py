@@ -60,7 +60,6 @@ class FetchConfig:
     attempts_per_source: int
     backoff_initial: float
     backoff_max: float
-    chunk_size: int
     drain_timeout: float        # after stop: how long in-flight downloads may finish before pausing
 
 
@@ -137,6 +136,11 @@ def _window(s: Section, appliance_id: str) -> tuple[FillWindow | None, ZoneInfo 
             tz = ZoneInfo(tz_name)
         except (ZoneInfoNotFoundError, ValueError):
             raise s.error("timezone", f"unknown time zone {tz_name!r}") from None
+    length = (_secs(end) - _secs(start)) % 86400
+    if length and not jitter < length < 86400 - jitter:
+        # checked against the largest offset any appliance can get, not just this one's
+        raise s.error("jitter", f"a start jitter of up to ±{jitter:.0f}s does not fit a {length}s window "
+                      "(it must be shorter than the window, and the window plus the jitter under 24 h)")
     try:
         window = FillWindow.build(start, end, jitter_s=appliance_jitter(appliance_id, jitter))
     except ValueError as e:
@@ -188,11 +192,8 @@ def _fetch(s: Section) -> FetchConfig:
         attempts_per_source=s.int("attempts_per_source", 3, min=1, max=100),
         backoff_initial=s.duration("backoff_initial", "1s"),
         backoff_max=s.duration("backoff_max", "30s"),
-        chunk_size=s.size("chunk_size", "256KiB"),
         drain_timeout=s.duration("drain_timeout", "5m"),
     )
-    if not 4096 <= cfg.chunk_size <= 64 * 1024 * 1024:
-        raise s.error("chunk_size", "must be between 4KiB and 64MiB")
     if cfg.connect_timeout <= 0 or cfg.read_timeout <= 0:
         raise s.error("read_timeout" if cfg.connect_timeout > 0 else "connect_timeout", "must be positive")
     s.done()

@@ -99,6 +99,7 @@ class Runner:
     async def execute(self, plan: Plan, generation: int, *, may_start: Callable[[], bool],
                       progress: Progress | None = None) -> RunSummary:
         started = self.clock()
+        self._paused = False
         summary = RunSummary(generation, skipped=len(plan.skipped))
         for skip in plan.skipped:
             self.metrics.skipped.labels(skip.reason.value).inc()

@@ -262,7 +262,6 @@ read_timeout = "1s"
 attempts_per_source = 2
 backoff_initial = "10ms"
 backoff_max = "50ms"
-chunk_size = "64KiB"
 drain_timeout = "2s"
 {fetch}
 [metrics]
