@@ -135,6 +135,11 @@ def handle(req: Request, ctx: Context) -> Reply:
     method = req.method
     if req.version == "1.1" and req.hosts != 1:
         return _error(400, req, ctx, "host_header", close=True)  # RFC 9112 §3.2
+    h = req.headers
+    if b"transfer-encoding" in h or h.get(b"content-length", b"0") != b"0":
+        # Nothing here takes a request body (RFC 9110 §9.3.1: a GET body has no meaning); reading
+        # and discarding one would let a client hold a connection busy at will.
+        return _error(413, req, ctx, "request_body", close=True)
     if method != b"GET" and method != b"HEAD":
         if method == b"OPTIONS":
             return _options(req, ctx)

@@ -299,6 +299,15 @@ def test_garbage_gets_400_and_close(edge: Edge, garbage: bytes) -> None:
         assert reader.closed()
 
 
+@pytest.mark.parametrize("headers", [{"Content-Length": "5"}, {"Transfer-Encoding": "chunked"}])
+def test_request_bodies_refused(edge: Edge, headers: dict[str, str]) -> None:
+    with edge.connect() as s:
+        s.sendall(request("/t1/small.bin", headers=headers) + b"hello")
+        reader = Reader(s)
+        assert reader.read().status == 413
+        assert reader.closed()
+
+
 def test_error_after_good_pipelined_request_keeps_order(edge: Edge) -> None:
     with edge.connect() as s:
         s.sendall(request("/t1/small.bin") + b"NOT HTTP AT ALL\r\n\r\n")
