@@ -30,7 +30,7 @@ class FillMetrics:
         self.evicted_bytes = Counter("oca_fill_evicted_bytes", "Bytes evicted", registry=r)
         self.moves = Counter("oca_fill_moves", "Tier moves, by outcome (done, failed)", ["outcome"], registry=r)
         self.skipped = Counter("oca_fill_items_skipped", "Items left out of a run, by reason (no_room, "
-                               "no_room_to_move, window_closed, stopped)", ["reason"], registry=r)
+                               "no_room_to_move, stopped)", ["reason"], registry=r)
         self.manifest_fetches = Counter("oca_fill_manifest_fetches", "Manifest requests, by outcome (fresh, "
                                         "not_modified, unreachable, rejected)", ["outcome"], registry=r)
         self.manifest_generation = Gauge("oca_fill_manifest_generation", "Generation of the manifest in use",
