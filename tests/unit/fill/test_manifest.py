@@ -4,7 +4,10 @@ import copy
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from fill.controlplane import ManifestCache
 from fill.manifest import ManifestError, parse_manifest
 
 SHA = "ab" * 32
@@ -106,3 +109,43 @@ def test_parse_does_not_mutate_input():
     before = copy.deepcopy(d)
     parse_manifest(json.dumps(d))
     assert d == before
+
+
+json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                                       max_size=4), max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(json_values, st.binary(max_size=64)))
+def test_anything_is_a_manifest_or_a_manifest_error(value):
+    raw = value if isinstance(value, bytes) else json.dumps(value)
+    try:
+        parse_manifest(raw)
+    except ManifestError:
+        pass
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.sampled_from(["version", "appliance_id", "generation", "items"]), json_values)
+def test_any_top_level_field_swapped_for_junk_is_caught(field, junk):
+    d = doc()
+    d[field] = junk
+    try:
+        m = parse_manifest(json.dumps(d))
+    except ManifestError as e:
+        assert e.where.startswith("$")
+    else:   # the junk happened to be valid for that field
+        assert m.appliance_id and m.generation >= 0
+
+
+def test_cache_keeps_the_last_good_and_ignores_a_damaged_file(tmp_path):
+    cache = ManifestCache(tmp_path, "isp1-a")
+    assert cache.load() is None
+    cache.save(json.dumps(doc()), '"17"')
+    manifest, etag = cache.load()
+    assert manifest.generation == 17 and etag == '"17"'
+    cache.path.write_text("{half")
+    assert cache.load() is None
+    cache.path.write_text(json.dumps({"etag": '"1"', "document": json.dumps(doc(appliance_id="other"))}))
+    assert cache.load() is None
