@@ -133,6 +133,16 @@ def make_requests(shape: dict[str, Any], count: int, seed: int = 11) -> list[tup
 
 # -- measurements ------------------------------------------------------------------------------------
 
+def calibration_us() -> float:
+    """Wall µs per sum(range(1000)) over half a second (~8 on an idle 2020s x86 core): scales every other
+    number when the machine is shared and busy."""
+    started, runs = time.perf_counter(), 0
+    while time.perf_counter() - started < 0.5:
+        sum(range(1000))
+        runs += 1
+    return round((time.perf_counter() - started) / runs * 1e6, 2)
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as f:
         for line in f:
@@ -322,7 +332,8 @@ def main(argv: list[str] | None = None) -> int:
     scale = 0.1 if args.quick else 1.0
     all_cpus = sorted(os.sched_getaffinity(0))
     os.sched_setaffinity(0, {all_cpus[0]})     # decisions on one core
-    result: dict[str, Any] = {"bench": "steering", "scale": scale}
+    result: dict[str, Any] = {"bench": "steering", "scale": scale, "calibration_us": calibration_us(),
+                              "loadavg_1m": round(os.getloadavg()[0], 2)}
 
     started = time.perf_counter()
     doc, shape = make_snapshot(scale)
@@ -363,6 +374,8 @@ def main(argv: list[str] | None = None) -> int:
 def print_table(r: dict[str, Any]) -> None:
     f = r["fleet"]
     rows = [
+        ("machine", f"calibration sum(range(1000)) = {r['calibration_us']} us (idle core ~8), "
+                    f"load average {r['loadavg_1m']} on {os.cpu_count()} CPUs"),
         ("fleet", f"{f['appliances']:,} appliances ({f['embedded']:,} embedded, {f['ixp']:,} ixp, "
                   f"{f['origins']} origins), {f['ipv4_prefixes']:,} IPv4 + {f['ipv6_prefixes']:,} IPv6 prefixes, "
                   f"{f['titles']:,} titles / {f['keys']:,} keys, {f['held_keys']:,} held"),

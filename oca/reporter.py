@@ -138,8 +138,11 @@ def health_section(usage: Iterable[DiskUsage], errors: Iterable[str]) -> dict[st
 
 
 def load_section(tx_bps: int, link_capacity_bps: int, active_connections: int | None) -> dict[str, Any]:
-    return {"tx_bps": tx_bps, "link_capacity_bps": link_capacity_bps,
-            "ratio": round(tx_bps / link_capacity_bps, 6), "active_connections": active_connections}
+    """`active_connections` is left out when not counted (the contract has no null for it)."""
+    load = {"tx_bps": tx_bps, "link_capacity_bps": link_capacity_bps, "ratio": round(tx_bps / link_capacity_bps, 6)}
+    if active_connections is not None:
+        load["active_connections"] = active_connections
+    return load
 
 
 def prefixes_section(routes: KernelRoutes | None, static: Iterable[str], table: int | None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ import hashlib
 from enum import IntEnum
 from typing import NamedTuple
 
-from steering.fleet import Appliance, FleetModel, Kind
+from steering.fleet import RARE_HOLDERS_MAX, Appliance, FleetModel, Kind
 from steering.prefixes import Match
 
 DEFAULT_LOAD_LIMIT = 0.8
@@ -103,7 +103,7 @@ def hrw_weight(content_h: int, seed: int) -> int:
     return z ^ (z >> 31)
 
 
-HOLDERS_SCAN_MAX = 64   # content held by at most this many boxes: classify its holders instead
+HOLDERS_SCAN_MAX = RARE_HOLDERS_MAX   # content held by at most this many boxes: classify its holders instead
 
 
 def rank(model: FleetModel, client: Client, content: Content, *, load_limit: float = DEFAULT_LOAD_LIMIT,
@@ -117,13 +117,16 @@ def rank(model: FleetModel, client: Client, content: Content, *, load_limit: flo
     region has hundreds of exchange points.
     """
     if content.key is not None:
-        holders = model.key_holders.get(content.key, ())
+        holders = model.key_holders.get(content.key)
+        common = holders is None and content.key in model.common_keys
         ready = content.key in model.ready_keys
     else:
-        holders = model.title_holders.get(content.title, ())
+        holders = model.title_holders.get(content.title)
+        common = holders is None and content.title in model.common_titles
         ready = content.title in model.titles
     want = limit if limit is not None else len(model.appliances) + 1
-    if len(holders) <= holders_scan_max:
+    if not common and len(holders or ()) <= holders_scan_max:
+        holders = holders or ()
         under, over = _rows_from_holders(model, client, content, holders, ready, load_limit)
     else:
         under, over = _rows_from_groups(model, client, content, want, load_limit)

@@ -56,6 +56,7 @@ def test_health_names_failed_disks():
 def test_load_section():
     assert load_section(2_000_000_000, 10_000_000_000, 7) == {
         "tx_bps": 2_000_000_000, "link_capacity_bps": 10_000_000_000, "ratio": 0.2, "active_connections": 7}
+    assert "active_connections" not in load_section(0, 10, None)
 
 
 def test_prefixes_merge_kernel_and_static():
