@@ -76,6 +76,8 @@ def test_appliance_config_parses_with_the_daemons_own_parsers(local_apply: Local
     oca = load_oca_config(etc / "oca.toml")
     assert {d.tier for d in oca.store.disks} == {"ssd", "hdd"}
     assert oca.edge.tokens.mode == "require"
+    assert (oca.edge.miss.action, oca.edge.miss.redirect_base) == ("redirect", "http://198.51.100.20:8080")
+    assert oca.edge.cors.allowed_origins == ("https://player.example.com",)
     reporter = read_reporter_config(Section(oca.reporter, str(etc / "oca.toml")))
     assert reporter.appliance_id == APPLIANCE and reporter.route_table == 100
     assert reporter.link_capacity_bps == 20_000_000_000
