@@ -185,7 +185,6 @@ def _serve(app_factory: Any, port: int, cpu: int) -> None:
     from aiohttp import web
 
     os.sched_setaffinity(0, {cpu})
-    gc.freeze()   # the model's millions of objects: keep the cyclic GC from walking them in the child
     uvloop.install()
     web.run_app(app_factory(), host="127.0.0.1", port=port, access_log=None, print=None,
                 handle_signals=True)
@@ -349,6 +348,9 @@ def main(argv: list[str] | None = None) -> int:
     result["model_build_s"] = round(time.perf_counter() - started, 2)
     del body
     gc.collect()
+    # Move the model's millions of objects out of the cyclic GC's reach before the HTTP servers are forked:
+    # a collection in a child would otherwise write to every object and copy the whole model page by page.
+    gc.freeze()
     result["model_rss_mib"] = round(rss_mib() - base_rss + result["snapshot_mib"], 1)
     result["process_rss_mib"] = round(rss_mib(), 1)
 
