@@ -360,7 +360,7 @@ def bench_fill_http(tmp: Path, n_titles: int, n_appliances: int, held: int, samp
     ring.write_text('[[keys]]\nid = "k1"\nsecret = "' + "c" * 40 + '"\n')
     port = free_port()
     config = control_config(tmp, url, port)
-    config.write_text(config.read_text() + f'[fill]\nkey_ring = "{ring}"\n[fleet]\nstale_after = "1d"\n')
+    config.write_text(config.read_text() + f'[signing]\nkey_ring = "{ring}"\n[fleet]\nstale_after = "1d"\n')
     proc = pinned([sys.executable, "-m", "control_plane.cli", "serve", "--config", str(config)],
                   stdout=subprocess.DEVNULL)
     timings, items, cached = [], 0, []

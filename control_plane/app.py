@@ -46,15 +46,16 @@ def load_secrets(config: ControlConfig) -> dict:
         except (OSError, ValueError) as e:
             raise ConfigError(config.file, "geoip.country_db", f"cannot open: {e}") from None
     ring = None
-    if config.fill.key_ring is not None:
+    signing = config.signing
+    if signing.key_ring is not None:
         from oca.tokens import load_key_ring
 
-        ring = load_key_ring(str(config.fill.key_ring))
-        kid = config.fill.signing_key_id
+        ring = load_key_ring(str(signing.key_ring))
+        kid = signing.key_id
         if kid is not None and (ring.get(kid) is None or ring.get(kid).retired):
-            raise ConfigError(config.file, "fill.signing_key_id", f"no active key {kid!r} in {config.fill.key_ring}")
+            raise ConfigError(config.file, "signing.key_id", f"no active key {kid!r} in {signing.key_ring}")
         if not ring.active():
-            raise ConfigError(config.file, "fill.key_ring", "the key ring has no active key")
+            raise ConfigError(config.file, "signing.key_ring", "the key ring has no active key")
     return {"operator_hashes": hashes, "geo_lookup": geo, "key_ring": ring}
 
 

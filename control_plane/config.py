@@ -75,8 +75,13 @@ class FillConfig:
     cached_fraction: float = 0.8
     max_peer_sources: int = 3
     url_ttl: float = 86400.0
+
+
+@dataclass(frozen=True)
+class SigningConfig:
+    """URL signing (oca/tokens.py): fill-manifest peer URLs, playback-manifest appliance URLs."""
     key_ring: Path | None = None
-    signing_key_id: str | None = None
+    key_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,7 @@ class ControlConfig:
     telemetry: TelemetryConfig = field(default_factory=TelemetryConfig)
     popularity: PopularityConfig = field(default_factory=PopularityConfig)
     fill: FillConfig = field(default_factory=FillConfig)
+    signing: SigningConfig = field(default_factory=SigningConfig)
     log: LogConfig = field(default_factory=LogConfig)
 
 
@@ -115,6 +121,7 @@ def read_config(root: Section) -> ControlConfig:
         telemetry=_telemetry(root.section("telemetry")),
         popularity=_popularity(root.section("popularity")),
         fill=_fill(root.section("fill")),
+        signing=_signing(root.section("signing")),
         log=_log(root.section("log")),
     )
     root.done()
@@ -222,13 +229,17 @@ def _fill(s: Section) -> FillConfig:
                      ssd_head_fraction=s.float("ssd_head_fraction", d.ssd_head_fraction, min=0.0, max=1.0),
                      cached_fraction=s.float("cached_fraction", d.cached_fraction, min=0.0, max=1.0),
                      max_peer_sources=s.int("max_peer_sources", d.max_peer_sources, min=0, max=32),
-                     url_ttl=s.duration("url_ttl", d.url_ttl),
-                     key_ring=s.path("key_ring", None, must_be_file=True),
-                     signing_key_id=s.str("signing_key_id", None))
+                     url_ttl=s.duration("url_ttl", d.url_ttl))
     if out.ssd_head_fraction > out.cached_fraction:
         raise s.error("ssd_head_fraction", "must not exceed cached_fraction")
     if out.url_ttl < 60:
         raise s.error("url_ttl", "must be at least 60s")
+    s.done()
+    return out
+
+
+def _signing(s: Section) -> SigningConfig:
+    out = SigningConfig(key_ring=s.path("key_ring", None, must_be_file=True), key_id=s.str("key_id", None))
     s.done()
     return out
 

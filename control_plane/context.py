@@ -63,7 +63,7 @@ class Context:
     titles: TitleDirectory
     operator_hashes: frozenset[str] = frozenset()
     geo_lookup: clientgeo.Lookup | None = None
-    key_ring: Any = None                      # oca.tokens.KeyRing, or None: peers cannot be signed
+    key_ring: Any = None                      # oca.tokens.KeyRing (signing.key_ring), or None
     snapshot_cache: tuple[float, dict, str] | None = None
     nudge_flusher: Callable[[], None] = lambda: None
     extras: dict[str, Any] = field(default_factory=dict)   # for parts that extend the app
@@ -77,6 +77,16 @@ class Context:
 
     def now(self) -> float:
         return self.clock()
+
+    def signing_key(self):
+        """The `oca.tokens.Key` to sign URLs with: `signing.key_id`, else the last active key of the
+        ring; None without a key ring (unsigned URLs only)."""
+        ring = self.key_ring
+        if ring is None:
+            return None
+        wanted = self.config.signing.key_id
+        key = ring.get(wanted) if wanted else (ring.active() or [None])[-1]
+        return None if key is None or key.retired else key
 
 
 CONTEXT = web.AppKey("oca_control_context", Context)

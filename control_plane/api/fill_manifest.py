@@ -29,16 +29,12 @@ NO_EXPIRY = 1e18
 
 
 def signer_for(ctx: Context) -> fillmanifest.Signer | None:
-    """Sign with `fill.signing_key_id`, else the last active key of the ring; None without a ring."""
-    ring = ctx.key_ring
-    if ring is None:
+    """Peer URLs are signed with the context's signing key; None without a key ring."""
+    key = ctx.signing_key()
+    if key is None:
         return None
     from oca.tokens import sign_query
 
-    wanted = ctx.config.fill.signing_key_id
-    key = ring.get(wanted) if wanted else (ring.active() or [None])[-1]
-    if key is None or key.retired:
-        return None
     return lambda path, expires: sign_query(path, key.id, key.secret, expires)
 
 

@@ -8,7 +8,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from control_plane.config import FillConfig, GeoConfig
+from control_plane.config import FillConfig, GeoConfig, SigningConfig
 from oca import tokens
 from tests.integration.control_plane import builders as b
 
@@ -21,7 +21,7 @@ async def fleet_control(make_control, tmp_path):
     ring = tmp_path / "keys.toml"
     ring.write_text(f'[[keys]]\nid = "k1"\nsecret = "{SECRET}"\n')
     control = await make_control(
-        fill=replace(FillConfig(), key_ring=ring, url_ttl=DAY, licence_window=DAY),
+        fill=replace(FillConfig(), url_ttl=DAY, licence_window=DAY), signing=SigningConfig(key_ring=ring),
         geoip=GeoConfig(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)))
     c = control.clock.t
     iso = "2027-01-01T00:00:00Z"

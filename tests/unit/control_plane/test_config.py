@@ -56,6 +56,7 @@ def test_example_is_valid_and_documents_every_key(tmp_path, monkeypatch):
     config = load_config(write(tmp_path, text))
     assert config.database.url.startswith("sqlite")
     import dataclasses
-    for section in ("server", "database", "auth", "geoip", "fleet", "telemetry", "popularity", "fill", "log"):
+    for section in ("server", "database", "auth", "geoip", "fleet", "telemetry", "popularity", "fill", "signing",
+                    "log"):
         for field in dataclasses.fields(getattr(config, section)):
             assert f"\n{field.name} =" in text or f"\n# {field.name} =" in text, f"{section}.{field.name}"
