@@ -11,6 +11,7 @@ from fill.fetcher import client_session
 from fill.metrics import FillMetrics
 from oca.store import Store
 from tests.integration.fill.conftest import (
+    File,
     item,
     make_files,
     manifest_doc,
@@ -219,3 +220,12 @@ async def test_rate_cap_is_enforced(tmp_path, edge_factory, manifest_server, app
     assert tb.waited > 0
     assert result.summary.elapsed >= (2_000_000 - tb.burst) / 2_000_000 * 0.95
     assert value(agent, "oca_fill_rate_limit_bytes_per_second") == 2_000_000
+
+
+async def test_an_empty_file_needs_no_request(tmp_path, manifest_server, appliance):
+    empty = File("t9/empty.vtt", b"")
+    manifest_server.doc = manifest_doc([item(1, empty, [{"kind": "origin", "url": "http://127.0.0.1:9/t9/empty.vtt"}])])
+    agent = appliance()
+    result = await agent.run_once()
+    assert result.status is CycleStatus.COMPLETE
+    assert_holds_exactly(agent.store, [empty])
