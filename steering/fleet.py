@@ -79,10 +79,10 @@ class FleetModel:
     titles: dict[str, tuple[str, ...]]
     ready_keys: frozenset[str]                    # every rendition of every title: what origins hold
     # Indexes over eligible (fresh and healthy) appliances only; ranking never names the others.
-    embedded_by_asn: dict[int, tuple[int, ...]]
-    ixp_by_country: dict[str, tuple[int, ...]]
-    ixp_by_region: dict[str, tuple[int, ...]]
-    origins: tuple[int, ...]
+    embedded_by_asn: dict[int, tuple[Appliance, ...]]
+    ixp_by_country: dict[str, tuple[Appliance, ...]]
+    ixp_by_region: dict[str, tuple[Appliance, ...]]
+    origins: tuple[Appliance, ...]
     # Content held by at most RARE_HOLDERS_MAX eligible appliances (holds_all ones aside) → who holds it;
     # content held by more is in common_keys / common_titles.
     key_holders: dict[str, tuple[int, ...]]
@@ -144,10 +144,10 @@ class FleetModel:
 
 
 def _groups(appliances: list[Appliance]) -> dict[str, Any]:
-    by_asn: dict[int, list[int]] = {}
-    by_country: dict[str, list[int]] = {}
-    by_region: dict[str, list[int]] = {}
-    origins: list[int] = []
+    by_asn: dict[int, list[Appliance]] = {}
+    by_country: dict[str, list[Appliance]] = {}
+    by_region: dict[str, list[Appliance]] = {}
+    origins: list[Appliance] = []
     all_holders: list[int] = []
     for a in appliances:
         if not a.eligible:
@@ -155,14 +155,14 @@ def _groups(appliances: list[Appliance]) -> dict[str, Any]:
         if a.holds_all:
             all_holders.append(a.index)
         if a.kind is Kind.EMBEDDED and a.asn is not None:
-            by_asn.setdefault(a.asn, []).append(a.index)
+            by_asn.setdefault(a.asn, []).append(a)
         elif a.kind is Kind.IXP:
             if a.country:
-                by_country.setdefault(a.country, []).append(a.index)
+                by_country.setdefault(a.country, []).append(a)
             if a.region:
-                by_region.setdefault(a.region, []).append(a.index)
+                by_region.setdefault(a.region, []).append(a)
         elif a.kind is Kind.ORIGIN:
-            origins.append(a.index)
+            origins.append(a)
     return {
         "embedded_by_asn": {k: tuple(v) for k, v in by_asn.items()},
         "ixp_by_country": {k: tuple(v) for k, v in by_country.items()},
