@@ -222,3 +222,20 @@ def test_both_candidate_searches_give_the_same_answer(doc, ip, content, asn, cou
         rows[0].sort()
         rows[1].sort()
     assert (by_groups[0] + by_groups[1])[:want] == (by_holders[0] + by_holders[1])[:want]
+
+
+def test_rendezvous_weights_spread_content_evenly():
+    """Every box is first for about its share of the content, and the runner-up is not tied to the first."""
+    from collections import Counter
+
+    from steering.fleet import stable_hash64
+
+    seeds = [stable_hash64(f"emb-{i}") for i in range(8)]
+    firsts, pairs = Counter(), Counter()
+    for k in range(8000):
+        h = content_hash(Content(key=f"t{k}/avc-720p.mp4"))
+        order = sorted(range(8), key=lambda i: -hrw_weight(h, seeds[i]))
+        firsts[order[0]] += 1
+        pairs[tuple(order[:2])] += 1
+    assert all(850 <= n <= 1150 for n in firsts.values())             # 1,000 expected each
+    assert len(pairs) == 56 and all(80 <= n <= 220 for n in pairs.values())   # ~143 expected each
