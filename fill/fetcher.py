@@ -202,6 +202,9 @@ class Fetcher:
             return Failed(item.key, "tier_full", (*progress.failures, Failure("", "", "tier_full", str(e))))
         except StoreError as e:
             return Failed(item.key, "store_error", (*progress.failures, Failure("", "", "store_error", str(e))))
+        except OSError as e:                                # the disk: ENOSPC, EIO (network errors are caught above)
+            log.error("fill %s: disk error: %s", item.key, e)
+            return Failed(item.key, "io_error", (*progress.failures, Failure("", "", "io_error", str(e))))
         finally:
             if staging is not None:
                 staging.close()                              # keeps the partial for the next run
