@@ -5,6 +5,8 @@ from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from fill.window import Closed, FillWindow, Open, RatePeriod, RateSchedule, appliance_jitter, parse_clock
 
@@ -101,3 +103,26 @@ def test_rate_schedule_first_covering_period_wins():
     assert s.rate_bps(at(23)) is None and s.rate_bytes(at(0, 30)) is None
     assert s.rate_bps(at(7)) == 5
     assert s.rate_bps(at(13)) == 200_000_000
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.integers(0, 23), st.integers(0, 59), st.integers(0, 23), st.integers(0, 59),
+       st.integers(-7200, 7200), st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31)))
+def test_window_states_are_consistent(sh, sm, eh, em, jitter, naive_now):
+    utc = ZoneInfo("UTC")          # no DST here: wall-clock arithmetic is exact
+    try:
+        w = FillWindow.build(time(sh, sm), time(eh, em), jitter_s=jitter)
+    except ValueError:
+        return
+    now = naive_now.replace(tzinfo=utc)
+    if w.always_open:
+        assert isinstance(w.state(now), Open)
+        return
+    length = (w.end_s - w.start_s) % 86400
+    match w.state(now):
+        case Open(closes_at=closes):
+            assert now < closes <= now + timedelta(seconds=length)
+            assert isinstance(w.state(closes), Closed)
+        case Closed(opens_at=opens):
+            assert now < opens <= now + timedelta(days=1)
+            assert w.state(opens) == Open(opens + timedelta(seconds=length))
