@@ -75,6 +75,7 @@ class FillConfig:
     cached_fraction: float = 0.8
     max_peer_sources: int = 3
     url_ttl: float = 86400.0
+    inputs_cache: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ def _fill(s: Section) -> FillConfig:
                      ssd_head_fraction=s.float("ssd_head_fraction", d.ssd_head_fraction, min=0.0, max=1.0),
                      cached_fraction=s.float("cached_fraction", d.cached_fraction, min=0.0, max=1.0),
                      max_peer_sources=s.int("max_peer_sources", d.max_peer_sources, min=0, max=32),
-                     url_ttl=s.duration("url_ttl", d.url_ttl))
+                     url_ttl=s.duration("url_ttl", d.url_ttl),
+                     inputs_cache=s.duration("inputs_cache", d.inputs_cache))
     if out.ssd_head_fraction > out.cached_fraction:
         raise s.error("ssd_head_fraction", "must not exceed cached_fraction")
     if out.url_ttl < 60:

@@ -28,6 +28,31 @@ from control_plane.validation import check_identifier, format_time
 NO_EXPIRY = 1e18
 
 
+class PlanInputs:
+    """The planner's inputs that do not depend on the appliance, read from SQL at most every
+    `fill.inputs_cache` seconds: ready renditions (the whole catalog, the biggest read), and per
+    country its licences and popularity scores. Each entry is built, then swapped in whole."""
+
+    def __init__(self) -> None:
+        self._files: tuple[float, dict] | None = None
+        self._country: dict[str, tuple[float, list, dict]] = {}
+
+    async def files(self, conn, now: float, ttl: float) -> dict:
+        if self._files is None or not 0 <= now - self._files[0] < ttl:
+            self._files = (now, await repo.ready_files(conn))
+        return self._files[1]
+
+    async def country(self, conn, country: str, now: float, ttl: float, half_life: float) -> tuple[list, dict]:
+        found = self._country.get(country)
+        if found is None or not 0 <= now - found[0] < ttl:
+            found = self._country[country] = (now, await licences_repo.for_region(conn, country),
+                                              await popularity_repo.scores(conn, country, now, half_life))
+        return found[1], found[2]
+
+
+PLAN_INPUTS = web.AppKey("oca_control_fill_plan_inputs", PlanInputs)
+
+
 def signer_for(ctx: Context) -> fillmanifest.Signer | None:
     """Peer URLs are signed with the context's signing key; None without a key ring."""
     key = ctx.signing_key()
@@ -49,7 +74,7 @@ def source_fleet(states: list[fleet.ApplianceState], now: float, stale_after: fl
     return fillplan.Fleet(tuple(peers), tuple(origins))
 
 
-async def build(ctx: Context, appliance_id: str) -> tuple[int, bytes]:
+async def build(ctx: Context, inputs: PlanInputs, appliance_id: str) -> tuple[int, bytes]:
     """The current manifest (generation, JSON body), stored with its generation."""
     now, cfg = ctx.now(), ctx.config
     async with ctx.engine.begin() as conn:
@@ -60,10 +85,10 @@ async def build(ctx: Context, appliance_id: str) -> tuple[int, bytes]:
         if spec.kind == "origin":
             raise ApiError(409, "origin_has_no_manifest", "origin appliances hold every ready rendition "
                            "and do not run the fill agent")
-        scores = await popularity_repo.scores(conn, spec.country, now, cfg.popularity.half_life)
-        licensed = licensing.titles_licensed_for_window(await licences_repo.for_region(conn, spec.country),
-                                                        spec.country, now, cfg.fill.licence_window)
-        files = await repo.ready_files(conn)
+        ttl = cfg.fill.inputs_cache
+        licences, scores = await inputs.country(conn, spec.country, now, ttl, cfg.popularity.half_life)
+        licensed = licensing.titles_licensed_for_window(licences, spec.country, now, cfg.fill.licence_window)
+        files = await inputs.files(conn, now, ttl)
         sources = source_fleet(await repo.neighbourhood(conn, spec.region), now, cfg.fleet.stale_after)
         where = fillplan.Target(spec.id, spec.site, spec.region, spec.capacity_ssd, spec.capacity_hdd)
         plan = fillplan.plan_fill(where, scores, licensed, files, ssd_head_fraction=cfg.fill.ssd_head_fraction,
@@ -73,7 +98,7 @@ async def build(ctx: Context, appliance_id: str) -> tuple[int, bytes]:
         digest = fillmanifest.fingerprint(plan, index, peers_allowed=signer is not None)
         row = await repo.stored(conn, appliance_id)
         if row is not None and row.digest == digest and row.urls_expire_at - now >= cfg.fill.url_ttl / 2:
-            return row.generation, row.body.encode()
+            return row.generation, (await repo.stored_body(conn, appliance_id)).encode()
         generation = 1 if row is None else row.generation + 1
         expires = int(now + cfg.fill.url_ttl)
         items = fillmanifest.render_items(plan, index, signer=signer, expires=expires)
@@ -89,10 +114,11 @@ async def fill_manifest(request: web.Request) -> web.Response:
     appliance_id = check_identifier(request.match_info["appliance_id"], "applianceId")
     await require_appliance(request, appliance_id, allow_operator=True)
     started = time.perf_counter()
+    inputs = request.app[PLAN_INPUTS]
     try:
-        generation, body = await build(ctx, appliance_id)
+        generation, body = await build(ctx, inputs, appliance_id)
     except IntegrityError:      # a concurrent request stored the first generation: read it back
-        generation, body = await build(ctx, appliance_id)
+        generation, body = await build(ctx, inputs, appliance_id)
     ctx.metrics.manifest_seconds.observe(time.perf_counter() - started)
     tag = etag(str(generation))
     if not_modified(request, tag):
@@ -102,6 +128,7 @@ async def fill_manifest(request: web.Request) -> web.Response:
 
 
 def register(app: web.Application) -> None:
+    app[PLAN_INPUTS] = PlanInputs()
     app.router.add_get("/api/v1/appliances/{appliance_id}/fill-manifest", fill_manifest)
 
 

@@ -38,8 +38,15 @@ async def neighbourhood(conn: AsyncConnection, region: str) -> list[ApplianceSta
 
 
 async def stored(conn: AsyncConnection, appliance_id: str) -> Sequence | None:
-    q = select(fill_manifests).where(fill_manifests.c.appliance_id == appliance_id).with_for_update()
+    """(generation, digest, urls_expire_at) of the stored manifest, locked; the body is read apart."""
+    m = fill_manifests.c
+    q = select(m.generation, m.digest, m.urls_expire_at).where(m.appliance_id == appliance_id).with_for_update()
     return (await conn.execute(q)).first()
+
+
+async def stored_body(conn: AsyncConnection, appliance_id: str) -> str:
+    q = select(fill_manifests.c.body).where(fill_manifests.c.appliance_id == appliance_id)
+    return (await conn.execute(q)).scalar_one()
 
 
 async def save(conn: AsyncConnection, appliance_id: str, *, generation: int, digest: str, body: str,

@@ -96,7 +96,8 @@ def config_for(database_url: str, tmp_path: Path, **sections) -> ControlConfig:
     base = ControlConfig(file="(test)")
     config = replace(base, database=replace(base.database, url=database_url, migrate_on_start=True, pool_size=5),
                      auth=AuthConfig(operator_token_files=(token_file,)),
-                     telemetry=replace(base.telemetry, flush_interval=3600.0))
+                     telemetry=replace(base.telemetry, flush_interval=3600.0),
+                     fill=replace(base.fill, inputs_cache=0.0))
     return replace(config, **sections) if sections else config
 
 

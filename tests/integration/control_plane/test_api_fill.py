@@ -21,7 +21,8 @@ async def fleet_control(make_control, tmp_path):
     ring = tmp_path / "keys.toml"
     ring.write_text(f'[[keys]]\nid = "k1"\nsecret = "{SECRET}"\n')
     control = await make_control(
-        fill=replace(FillConfig(), url_ttl=DAY, licence_window=DAY), signing=SigningConfig(key_ring=ring),
+        fill=replace(FillConfig(), url_ttl=DAY, licence_window=DAY, inputs_cache=0.0),
+        signing=SigningConfig(key_ring=ring),
         geoip=GeoConfig(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)))
     c = control.clock.t
     iso = "2027-01-01T00:00:00Z"
@@ -168,3 +169,26 @@ async def test_manifest_without_key_ring_lists_only_origins(make_control):
     # No GeoIP and no trusted proxy: the view counts for region "unknown", not DE → nothing placed.
     status, doc, _ = await manifest(control, token=tok["isp1-a"])
     assert status == 200 and doc["items"] == []
+
+
+async def test_plan_inputs_are_cached_for_inputs_cache_seconds(make_control):
+    control = await make_control(fill=replace(FillConfig(), inputs_cache=30.0),
+                                 geoip=GeoConfig(trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)))
+    for t in ("t1", "t2"):
+        await control.call("POST", "/api/v1/titles", b.title(t))
+        await control.call("POST", f"/api/v1/titles/{t}/renditions", b.rendition(f"{t}/r0.mp4"))
+        await control.call("POST", f"/api/v1/titles/{t}/licenses", {"region": "DE", "start": "2027-01-01T00:00:00Z"})
+    token = (await control.call("POST", "/api/v1/appliances", b.appliance(ssd=0)))[1]["token"]
+    await plays(control, "t1", 1)
+    doc = (await manifest_with(control, token))
+    assert [i["title_id"] for i in doc["items"]] == ["t1"]
+    await plays(control, "t2", 5)                    # read from SQL again only after 30 s
+    assert [i["title_id"] for i in (await manifest_with(control, token))["items"]] == ["t1"]
+    control.clock.advance(30)
+    assert [i["title_id"] for i in (await manifest_with(control, token))["items"]] == ["t2", "t1"]
+
+
+async def manifest_with(control, token):
+    status, doc, _ = await control.call("GET", "/api/v1/appliances/isp1-a/fill-manifest", token=token)
+    assert status == 200
+    return doc
