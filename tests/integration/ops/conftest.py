@@ -91,10 +91,11 @@ def local_apply_vars(prefix_root: Path, wheel: Path) -> list[str]:
         "oca_wheel": str(wheel),
         # The throwaway venv gets the package only: its dependencies come from PyPI on a real
         # host, which the test does not wait for. The commands the roles run (`oca store init`,
-        # `oca-control db upgrade`) use the project's development venv instead.
+        # `oca-control db upgrade`, `oca-steering check-config`) use the project's development venv.
         "oca_pip_extra_args": "--no-deps",
         "oca_cli": str(VENV_BIN / "oca"),
         "oca_control_cli": str(VENV_BIN / "oca-control"),
+        "oca_steering_cli": str(VENV_BIN / "oca-steering"),
         "oca_control_db_backend": "sqlite",
     }
     return ["-e", json.dumps(extra)]

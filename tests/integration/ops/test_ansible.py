@@ -111,7 +111,7 @@ def test_control_plane_and_steering_configs_parse(local_apply: LocalApply) -> No
     etc = local_apply.prefix(CP) / "etc/oca"
     control = load_control_config(etc / "oca-control.toml")
     assert control.database.url.startswith("sqlite:///")
-    assert control.fill.signing_key_id == "2026-11a"
+    assert control.signing.key_id == "2026-11a"
     assert len(control.auth.operator_token_files) == 2
     steering = load_steering_config(etc / "oca-steering.toml")
     assert steering.snapshot.url.endswith("/api/v1/fleet/snapshot")
