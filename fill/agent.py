@@ -25,6 +25,7 @@ import aiohttp
 from fill.config import FillConfig
 from fill.controlplane import Fresh, ManifestCache, NotModified, Rejected, Unreachable, fetch_manifest
 from fill.fetcher import Fetcher
+from fill.manifest import Manifest
 from fill.metrics import FillMetrics
 from fill.planner import Fetch, Held, Plan, plan
 from fill.progress import Progress
@@ -114,6 +115,40 @@ class Agent:
     # -- one run --------------------------------------------------------------------------------------
     async def run_once(self, *, respect_window: bool = False) -> CycleResult:
         """Fetch the manifest, plan and execute. With `respect_window`, starting stops when the window closes."""
+        got = await self._manifest()
+        if isinstance(got, CycleResult):
+            return await self._finish(got)
+        manifest = got
+        held, capacity = await asyncio.to_thread(inventory, self.store)
+        the_plan = plan(manifest, held, capacity, default_tier=self.store.config.default_tier)
+        if the_plan.empty:
+            log.info("manifest generation %d: nothing to do (%d held, %d skipped)", manifest.generation,
+                     the_plan.kept, len(the_plan.skipped))
+        state = self.window_state()
+        closes_at = state.closes_at if respect_window and isinstance(state, Open) else None
+
+        def may_start() -> bool:
+            if self._stopping.is_set():
+                return False
+            return closes_at is None or self.local_now() < closes_at
+
+        pause_at_close = None
+        if closes_at is not None:
+            # the window closed: downloads still running get drain_timeout to finish, then pause
+            delay = closes_at.timestamp() - self.wall_clock() + self.config.fetch.drain_timeout
+            pause_at_close = asyncio.get_running_loop().call_later(max(0.0, delay), self.runner.pause)
+        try:
+            summary = await self._execute(the_plan, manifest.generation, may_start)
+        finally:
+            if pause_at_close is not None:
+                pause_at_close.cancel()
+        for line in summary.lines():
+            log.info("%s", line)
+        status = CycleStatus.COMPLETE if summary.complete else CycleStatus.INCOMPLETE
+        return await self._finish(CycleResult(status, summary, the_plan))
+
+    async def _manifest(self) -> Manifest | CycleResult:
+        """The manifest to act on, or the result of a run that cannot act (the store stays as it is)."""
         fetched = await fetch_manifest(self.session, self.config.control_plane, self.cache)
         match fetched:
             case Unreachable(reason=reason):
@@ -130,38 +165,15 @@ class Agent:
             case NotModified(manifest=manifest):
                 self.metrics.manifest_fetches.labels("not_modified").inc()
         self.metrics.manifest_generation.set(manifest.generation)
-        held, capacity = await asyncio.to_thread(inventory, self.store)
-        the_plan = plan(manifest, held, capacity, default_tier=self.store.config.default_tier)
-        if the_plan.empty:
-            log.info("manifest generation %d: nothing to do (%d held, %d skipped)", manifest.generation,
-                     the_plan.kept, len(the_plan.skipped))
-        closes_at = self.window_state()
+        return manifest
 
-        def may_start() -> bool:
-            if self._stopping.is_set():
-                return False
-            if respect_window and isinstance(closes_at, Open):
-                return self.local_now() < closes_at.closes_at
-            return True
-
-        pause_at_close = None
-        if respect_window and isinstance(closes_at, Open):
-            # the window closed: downloads still running get drain_timeout to finish, then pause
-            delay = closes_at.closes_at.timestamp() - self.wall_clock() + self.config.fetch.drain_timeout
-            pause_at_close = asyncio.get_running_loop().call_later(max(0.0, delay), self.runner.pause)
-        try:
-            summary = await self._execute(the_plan, manifest.generation, may_start)
-        finally:
-            if pause_at_close is not None:
-                pause_at_close.cancel()
-        status = CycleStatus.COMPLETE if summary.complete else CycleStatus.INCOMPLETE
+    async def _finish(self, result: CycleResult) -> CycleResult:
+        """Record the run in the metrics (and the textfile, for node-exporter alerts on failed runs)."""
         self.metrics.last_run_end.set(self.wall_clock())
-        self.metrics.last_run_success.set(1 if summary.complete else 0)
+        self.metrics.last_run_success.set(1 if result.status is CycleStatus.COMPLETE else 0)
         if self.config.metrics_textfile is not None:
             await asyncio.to_thread(self.metrics.write_textfile, self.config.metrics_textfile)
-        for line in summary.lines():
-            log.info("%s", line)
-        return CycleResult(status, summary, the_plan)
+        return result
 
     async def _execute(self, the_plan: Plan, generation: int, may_start: Callable[[], bool]) -> RunSummary:
         progress = None

@@ -59,6 +59,9 @@ async def test_once_plan_and_unreachable_exit_codes(tmp_path, edge_factory, mani
     manifest_server.mode = "down"
     result = await run_cli("run", "--config", str(cfg), "--once")
     assert result.returncode == 3 and "control plane unreachable" in result.stderr
+    prom = (tmp_path / "fill.prom").read_text()
+    assert "oca_fill_last_run_success 0.0" in prom
+    assert 'oca_fill_manifest_fetches_total{outcome="unreachable"} 1.0' in prom
 
 
 def _progress_bytes(root) -> int:
