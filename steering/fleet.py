@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from itertools import chain
-from typing import Any
+from typing import Any, NamedTuple
 
 from steering.prefixes import PrefixTable, parse_prefix
 
@@ -69,6 +69,25 @@ class Appliance:
         return self.fresh and self.healthy
 
 
+class Group(NamedTuple):
+    """Eligible appliances a ranking tier scans together, and the content every one of them holds:
+    popular content is checked once per group instead of once per member."""
+
+    members: tuple[Appliance, ...]
+    common_keys: frozenset[str]
+    common_titles: frozenset[str]
+
+    @classmethod
+    def of(cls, members: list[Appliance]) -> Group:
+        if not members:
+            return EMPTY_GROUP
+        return cls(tuple(members), frozenset.intersection(*(a.keys for a in members)),
+                   frozenset.intersection(*(a.titles for a in members)))
+
+
+EMPTY_GROUP = Group((), frozenset(), frozenset())
+
+
 @dataclass(frozen=True, eq=False)
 class FleetModel:
     generation: str
@@ -79,10 +98,10 @@ class FleetModel:
     titles: dict[str, tuple[str, ...]]
     ready_keys: frozenset[str]                    # every rendition of every title: what origins hold
     # Indexes over eligible (fresh and healthy) appliances only; ranking never names the others.
-    embedded_by_asn: dict[int, tuple[Appliance, ...]]
-    ixp_by_country: dict[str, tuple[Appliance, ...]]
-    ixp_by_region: dict[str, tuple[Appliance, ...]]
-    origins: tuple[Appliance, ...]
+    embedded_by_asn: dict[int, Group]
+    ixp_by_country: dict[str, Group]
+    ixp_by_region: dict[str, Group]
+    origins: Group
     # Content held by at most RARE_HOLDERS_MAX eligible appliances (holds_all ones aside) → who holds it;
     # content held by more is in common_keys / common_titles.
     key_holders: dict[str, tuple[int, ...]]
@@ -164,10 +183,10 @@ def _groups(appliances: list[Appliance]) -> dict[str, Any]:
         elif a.kind is Kind.ORIGIN:
             origins.append(a)
     return {
-        "embedded_by_asn": {k: tuple(v) for k, v in by_asn.items()},
-        "ixp_by_country": {k: tuple(v) for k, v in by_country.items()},
-        "ixp_by_region": {k: tuple(v) for k, v in by_region.items()},
-        "origins": tuple(origins),
+        "embedded_by_asn": {k: Group.of(v) for k, v in by_asn.items()},
+        "ixp_by_country": {k: Group.of(v) for k, v in by_country.items()},
+        "ixp_by_region": {k: Group.of(v) for k, v in by_region.items()},
+        "origins": Group.of(origins),
         **_holders(appliances),
         "all_holders": tuple(all_holders),
     }

@@ -23,7 +23,7 @@ import hashlib
 from enum import IntEnum
 from typing import NamedTuple
 
-from steering.fleet import RARE_HOLDERS_MAX, Appliance, FleetModel, Kind
+from steering.fleet import EMPTY_GROUP, RARE_HOLDERS_MAX, Appliance, FleetModel, Kind
 from steering.prefixes import Match
 
 DEFAULT_LOAD_LIMIT = 0.8
@@ -156,9 +156,13 @@ def _rows_from_groups(model: FleetModel, client: Client, content: Content, want:
     over: list[Row] = []
 
     def scan(tier: Tier, order: int, members: tuple[Appliance, ...] | list[Appliance],
-             detail: str | int) -> bool:
+             detail: str | int, common: frozenset[str] = frozenset()) -> bool:
         # Comprehensions with the weight inlined (see hrw_weight): this is the hot path of every decision.
-        if key is not None:
+        if (key if key is not None else title) in common:       # every member holds it
+            rows = [(a.load_ratio >= load_limit, (tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index,
+                                                  detail))
+                    for a in members if a.index not in seen]
+        elif key is not None:
             rows = [(a.load_ratio >= load_limit, (tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index,
                                                   detail))
                     for a in members
@@ -180,17 +184,20 @@ def _rows_from_groups(model: FleetModel, client: Client, content: Content, want:
     for order, match in enumerate(matches):
         if scan(Tier.PREFIX, order, covering(Kind.EMBEDDED, match.appliances), order):
             return under, over
-    if client.asn is not None and scan(Tier.ASN, 0, model.embedded_by_asn.get(client.asn, ()), client.asn):
-        return under, over
+    if client.asn is not None:
+        group = model.embedded_by_asn.get(client.asn, EMPTY_GROUP)
+        if scan(Tier.ASN, 0, group.members, client.asn, group.common_keys if key else group.common_titles):
+            return under, over
     for order, match in enumerate(matches):
         if scan(Tier.IXP_PREFIX, order, covering(Kind.IXP, match.appliances), order):
             return under, over
     country, region = client.country, client.region
-    if country and scan(Tier.IXP_COUNTRY, 0, model.ixp_by_country.get(country, ()), country):
-        return under, over
-    if region and scan(Tier.IXP_REGION, 0, model.ixp_by_region.get(region, ()), region):
-        return under, over
-    scan(Tier.ORIGIN, 0, model.origins, "")
+    for tier, group, detail in ((Tier.IXP_COUNTRY, model.ixp_by_country.get(country) if country else None, country),
+                                (Tier.IXP_REGION, model.ixp_by_region.get(region) if region else None, region),
+                                (Tier.ORIGIN, model.origins, "")):
+        if group is not None and scan(tier, 0, group.members, detail or "",
+                                      group.common_keys if key else group.common_titles):
+            return under, over
     return under, over
 
 

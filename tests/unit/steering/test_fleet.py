@@ -22,9 +22,10 @@ def test_build_indexes_groups_titles_and_prefixes():
     a, b, ixp, origin = model.appliances
     assert a.kind is Kind.EMBEDDED and a.titles == frozenset({"t1"}) and a.index == 0
     assert b.titles == frozenset()                       # holds only one of t1's two renditions
-    assert model.embedded_by_asn == {64500: (a, b)}
-    assert model.ixp_by_country == {"DE": (ixp,)} and model.ixp_by_region == {"eu-central": (ixp,)}
-    assert model.origins == (origin,)
+    assert model.embedded_by_asn[64500].members == (a, b)
+    assert model.embedded_by_asn[64500].common_keys == {"t1/a.mp4"}        # held by both a and b
+    assert model.ixp_by_country["DE"].members == (ixp,) and model.ixp_by_region["eu-central"].members == (ixp,)
+    assert model.origins.members == (origin,)
     assert model.holds_key(origin, "t1/a.mp4") and not model.holds_key(origin, "t9/x.mp4")
     assert model.holds_title(origin, "t1") and not model.holds_title(b, "t1")
     assert model.prefixes.counts == {"ipv4": 1, "ipv6": 1}
