@@ -24,6 +24,7 @@ import asyncio
 import hashlib
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -68,17 +69,25 @@ class Origin:
         self.proc.stdout.close()
 
 
-def curl_all(url: str, files: list, out: Path) -> float:
+def cpu_seconds(who: int) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def curl_all(url: str, files: list, out: Path) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of curl)."""
     out.mkdir(parents=True, exist_ok=True)
     args = ["curl", "-s", "--fail"]
     for i, (key, _, _) in enumerate(files):
         args += [f"{url}/{key}", "-o", str(out / str(i))]
+    cpu0 = cpu_seconds(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(args, check=True)
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - cpu0
     shutil.rmtree(out)
     subprocess.run(["sync"], check=True)
-    return elapsed
+    return elapsed, cpu
 
 
 def appliance(work: Path, name: str, cp_url: str, rate: str, concurrency: int, capacity: int) -> Path:
@@ -119,8 +128,8 @@ async def manifest_server(doc: dict) -> tuple[web.AppRunner, str]:
     return runner, f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"
 
 
-async def fill(config_path: Path) -> tuple[float, float, int]:
-    """One agent run: (elapsed, throttle-granted bytes, received bytes)."""
+async def fill(config_path: Path) -> tuple[float, float, int, float]:
+    """One agent run: (elapsed, throttle-granted bytes, received bytes, CPU seconds of this process)."""
     from fill.agent import Agent, CycleStatus
     from fill.config import read_fill_config
     from fill.fetcher import client_session
@@ -132,12 +141,14 @@ async def fill(config_path: Path) -> tuple[float, float, int]:
     try:
         async with client_session() as session:
             agent = Agent(config, store, session, FillMetrics(CollectorRegistry()), tty=False)
+            cpu0 = cpu_seconds(resource.RUSAGE_SELF)
             started = time.perf_counter()
             result = await agent.run_once()
             elapsed = time.perf_counter() - started
+            cpu = cpu_seconds(resource.RUSAGE_SELF) - cpu0
         if result.status is not CycleStatus.COMPLETE:
             raise SystemExit(f"fill did not complete: {result.summary.lines() if result.summary else result}")
-        return elapsed, agent.throttle.granted, sum(result.summary.received.values())
+        return elapsed, agent.throttle.granted, sum(result.summary.received.values()), cpu
     finally:
         store.close()
 
@@ -155,11 +166,12 @@ async def bench(args: argparse.Namespace) -> dict:
         doc = {"version": 1, "appliance_id": "bench-1", "generation": 1, "generated_at": "2026-11-25T00:00:00Z",
                "items": items}
         runner, cp_url = await manifest_server(doc)
-        curl_times, fill_times = [], []
+        curl_runs, fill_runs = [], []
         for rep in range(args.repeat):
-            curl_times.append(await asyncio.to_thread(curl_all, origin.url, files, work / "curl"))
+            curl_runs.append(await asyncio.to_thread(curl_all, origin.url, files, work / "curl"))
             cfg = appliance(work, f"fill{rep}", cp_url, "unlimited", args.concurrency, total * 2)
-            fill_times.append((await fill(cfg))[0])
+            elapsed, _, _, cpu = await fill(cfg)
+            fill_runs.append((elapsed, cpu))
             shutil.rmtree(cfg.parent)
             await asyncio.to_thread(subprocess.run, ["sync"], check=True)
         disk_s = None
@@ -174,7 +186,7 @@ async def bench(args: argparse.Namespace) -> dict:
         doc["items"] = items[:cap_files]
         doc["generation"] = 2
         cfg = appliance(work, "cap", cp_url, f"{args.cap_mbit}Mbit", args.concurrency, total * 2)
-        cap_elapsed, granted, received = await fill(cfg)
+        cap_elapsed, granted, received, _ = await fill(cfg)
         await runner.cleanup()
     finally:
         if origin is not None:
@@ -182,13 +194,17 @@ async def bench(args: argparse.Namespace) -> dict:
         shutil.rmtree(work, ignore_errors=True)
     cap_bps = args.cap_mbit * 1e6
     achieved_bps = received * 8 / cap_elapsed
-    curl_best, fill_best = min(curl_times), min(fill_times)
+    curl_best, fill_best = min(t for t, _ in curl_runs), min(t for t, _ in fill_runs)
+    curl_times, fill_times = [t for t, _ in curl_runs], [t for t, _ in fill_runs]
+    gib = total / 1024**3
     return {
         "bench": "fill", "files": len(files), "bytes": total, "concurrency": args.concurrency,
         "curl_s": round(curl_best, 3), "curl_MBps": round(total / curl_best / 1e6, 1),
         "fill_s": round(fill_best, 3), "fill_MBps": round(total / fill_best / 1e6, 1),
         "ratio_fill_vs_curl": round(curl_best / fill_best, 3), "ratio_target": 0.9,
         "curl_runs_s": [round(t, 3) for t in curl_times], "fill_runs_s": [round(t, 3) for t in fill_times],
+        "curl_cpu_s_per_gib": round(min(c for _, c in curl_runs) / gib, 3),
+        "fill_cpu_s_per_gib": round(min(c for _, c in fill_runs) / gib, 3),
         "fill_disk_s": round(disk_s, 3) if disk_s else None,
         "fill_disk_MBps": round(total / disk_s / 1e6, 1) if disk_s else None,
         "cap_bps": cap_bps, "cap_bytes": received, "cap_window_s": round(cap_elapsed, 2),
@@ -213,6 +229,8 @@ def table(r: dict) -> str:
     lines = [f"fill bench: {r['files']} files, {r['bytes'] / MIB / 1024:.2f} GiB, best of "
              f"{len(r['fill_runs_s'])} alternating runs"]
     lines += [f"  {a:<{w}}  {b:>9}  {c:>14}  {d}" for a, b, c, d in rows]
+    lines.append(f"  CPU per GiB: curl {r['curl_cpu_s_per_gib']:.2f} s, oca-fill {r['fill_cpu_s_per_gib']:.2f} s "
+                 "(SHA-256, streaming, threads; the origin's CPU is not counted for either)")
     return "\n".join(lines)
 
 
