@@ -62,12 +62,11 @@ OCA = str(Path(sys.executable).with_name("oca"))
 KEY_ID, SECRET = "e2e-1", "e2e secret: at least thirty-two characters long"
 
 
-def make_store(workdir: Path, files: dict[str, Path]) -> Path:
-    """An appliance store holding `files` (key → path), edges requiring signed URLs, CORS for any origin.
-    Returns the oca.toml path; several edge processes may serve the same store (LMDB readers)."""
+def make_store(workdir: Path, files: dict[str, Path], keys: Path) -> Path:
+    """An appliance store holding `files` (key → path), edges requiring URLs signed with a key of the
+    ring `keys`, CORS for any origin. Returns the oca.toml path; several edge processes may serve the
+    same store (LMDB readers)."""
     (workdir / "disk0").mkdir(parents=True)
-    keys = workdir / "keys.toml"
-    keys.write_text(f'[[keys]]\nid = "{KEY_ID}"\nsecret = "{SECRET}"\n')
     config = workdir / "oca.toml"
     config.write_text(
         f'[store]\nindex_path = "{workdir / "index"}"\ndefault_tier = "ssd"\n'
@@ -143,6 +142,10 @@ class PageServer:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    def run(self, coro, timeout: float = 300):
+        """Run a coroutine on the server's loop (e.g. start a control plane next to the page)."""
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
 
     def close(self) -> None:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(30)

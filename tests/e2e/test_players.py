@@ -22,8 +22,6 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from control_plane.encoding import EncodeSettings, FfmpegRunner
-from control_plane.ingest import Pipeline
 from control_plane.manifests import (
     Location,
     Rendition,
@@ -33,10 +31,11 @@ from control_plane.manifests import (
     render_hls_master,
     render_hls_media,
 )
-from control_plane.packaging import layout_from_dict
+from control_plane.packaging import inspect_file
 from oca.tokens import sign_query
 from tests.integration.ingest.samples import make_master
 
+from .control import Control
 from .harness import KEY_ID, SECRET, Edge, PageServer, make_store, missing_prerequisites, run_driver
 
 pytestmark = pytest.mark.slow
@@ -47,22 +46,13 @@ PLAY_S = 10.5
 THROTTLE = {"latencyMs": 40, "downloadKbps": 300, "atSeconds": 2, "liftAtSeconds": 7}
 
 
-def _ingest(root: Path) -> TitleMedia:
-    master = make_master(root / "master.mp4", seconds=24, size="960x540", rate=25)
+def _media(outputs: list[dict], content: Path) -> TitleMedia:
+    """The title as the manifests need it, read back from the files the control plane published."""
+    def rendition(o):
+        return Rendition(o["key"], inspect_file(content / o["key"]).layout, 25.0 if o["kind"] == "video" else 0.0)
 
-    async def ingest():
-        async def ignore(*_):
-            return None
-
-        pipeline = Pipeline(root / "content", root / "work", FfmpegRunner(), asyncio.Semaphore(2),
-                            EncodeSettings(segment_s=2.0))
-        return await pipeline.run("e2e", "t1", str(master), ignore, ignore)
-
-    outputs = asyncio.run(ingest())
-    video = tuple(Rendition(f"t1/{o.name}", layout_from_dict(o.layout), o.frame_rate, o.language)
-                  for o in outputs if o.kind == "video")
-    audio = tuple(Rendition(f"t1/{o.name}", layout_from_dict(o.layout), 0.0, o.language)
-                  for o in outputs if o.kind == "audio")
+    video = tuple(rendition(o) for o in outputs if o["kind"] == "video")
+    audio = tuple(rendition(o) for o in outputs if o["kind"] == "audio")
     return TitleMedia("t1", video, audio)
 
 
@@ -72,15 +62,30 @@ def results(tmp_path_factory):
     if reason:
         pytest.skip(reason)
     root = tmp_path_factory.mktemp("players")
-    media = _ingest(root)
-    keys = [r.key for r in (*media.video, *media.audio)]
-    store = make_store(root / "store", {k: root / "content" / k for k in keys})
+    master = make_master(root / "master.mp4", seconds=24, size="960x540", rate=25)
     edges: dict[str, Edge] = {}
+    hooks: dict = {}
+    server = PageServer(_routes(hooks))
+    control = None
     try:
+        # The whole path: ingest through the control plane's API (per-title ladder, packaging), the
+        # files into an appliance store, edges requiring signed URLs, manifests from the manifest API.
+        keys_file = root / "keys.toml"
+        keys_file.write_text(f'[[keys]]\nid = "{KEY_ID}"\nsecret = "{SECRET}"\n')
+        control = Control(root / "control", keys_file, KEY_ID)
+        server.run(control.start())
+        status = server.run(control.ingest("t1", master))
+        outputs = [o for o in status["renditions"] if o["kind"] in ("video", "audio")]
+        media = _media(outputs, control.content)
+        store = make_store(root / "store", {o["key"]: control.content / o["key"] for o in outputs}, keys_file)
         for name in ("B", *(f"A-{p}" for p in PLAYERS)):
             edges[name] = Edge(store, name)
-        yield from _run(root, media, edges)
+        server.run(control.setup_playback("t1", "edge-b", edges["B"].base_url))
+        yield from _run(root, media, edges, server, control.url, hooks)
     finally:
+        if control is not None:
+            server.run(control.stop())
+        server.close()
         for edge in edges.values():
             edge.kill()
 
@@ -89,7 +94,22 @@ def signed(edge: Edge, key: str) -> str:
     return f"{edge.base_url}/{key}?{sign_query('/' + key, KEY_ID, SECRET, int(time.time()) + 3600)}"
 
 
-def _run(root, media, edges):
+# The page server's test routes: registered before it starts, bound to handlers once the content exists.
+ROUTES = (("GET", "/dash/{s}.mpd", "dash"), ("GET", "/hls/{s}.m3u8", "hls"),
+          ("GET", "/hls/{s}/{edge}/{file}.m3u8", "hls_media"), ("POST", "/kill/{edge}", "kill"),
+          ("GET", "/steer/{s}", "steer"))
+
+
+def _routes(hooks: dict):
+    def add(app: web.Application) -> None:
+        for method, path, name in ROUTES:
+            async def handler(request, name=name):
+                return await hooks[name](request)
+            app.router.add_route(method, path, handler)
+    return add
+
+
+def _run(root, media, edges, server, control_url, hooks):
     plans = {f"{kind}-{p}": ["B"] for kind in ("play", "abr") for p in PLAYERS}
     plans.update({f"failover-{p}": [f"A-{p}", "B"] for p in PLAYERS})
     keys = [r.key for r in (*media.video, *media.audio)]
@@ -133,37 +153,29 @@ def _run(root, media, edges):
         await asyncio.to_thread(edges[request.match_info["edge"]].kill)
         return web.Response(text="killed")
 
-    def routes(app):
-        app.router.add_get("/dash/{s}.mpd", dash)
-        app.router.add_get("/hls/{s}.m3u8", hls)
-        app.router.add_get("/hls/{s}/{edge}/{file}.m3u8", hls_media)
-        app.router.add_post("/kill/{edge}", kill)
-        app.router.add_get("/steer/{s}", steer)
-
-    base_url: list[str] = []
-    server = PageServer(routes)
-    base_url.append(server.url)
-    try:
-        scenarios = []
-        for p in PLAYERS:
-            fmt = "hls/{}.m3u8" if p == "hlsjs" else "dash/{}.mpd"
-            for kind in ("play", "abr", "failover"):
-                name = f"{kind}-{p}"
-                s = {"name": name, "player": p, "manifestUrl": f"{server.url}/{fmt.format(name)}",
-                     "playSeconds": PLAY_S + (5 if kind == "failover" else 0), "timeoutSeconds": 45}
-                if kind == "abr":
-                    s["throttle"] = THROTTLE
-                if kind == "failover":
-                    s["kill"] = {"atSeconds": 3, "url": f"{server.url}/kill/A-{p}"}
-                scenarios.append(s)
-        only = os.environ.get("OCA_E2E_ONLY")  # e.g. "failover-dashjs,abr-hlsjs" while debugging a player
-        if only:
-            scenarios = [s for s in scenarios if s["name"] in only.split(",")]
-        out = run_driver(f"{server.url}/page.html", scenarios, root)
-        out["_edges"] = {name: edge.base_url for name, edge in edges.items()}
-        yield out
-    finally:
-        server.close()
+    hooks.update(dash=dash, hls=hls, hls_media=hls_media, kill=kill, steer=steer)
+    base_url = [server.url]
+    scenarios = []
+    for p in PLAYERS:
+        fmt = "hls/{}.m3u8" if p == "hlsjs" else "dash/{}.mpd"
+        for kind in ("play", "abr", "failover"):
+            name = f"{kind}-{p}"
+            url = f"{server.url}/{fmt.format(name)}"
+            if kind == "play":  # through the control plane's manifest API
+                url = f"{control_url}/api/v1/playback/t1/manifest?format={'hls' if p == 'hlsjs' else 'dash'}"
+            s = {"name": name, "player": p, "manifestUrl": url,
+                 "playSeconds": PLAY_S + (5 if kind == "failover" else 0), "timeoutSeconds": 45}
+            if kind == "abr":
+                s["throttle"] = THROTTLE
+            if kind == "failover":
+                s["kill"] = {"atSeconds": 3, "url": f"{server.url}/kill/A-{p}"}
+            scenarios.append(s)
+    only = os.environ.get("OCA_E2E_ONLY")  # e.g. "failover-dashjs,abr-hlsjs" while debugging a player
+    if only:
+        scenarios = [s for s in scenarios if s["name"] in only.split(",")]
+    out = run_driver(f"{server.url}/page.html", scenarios, root)
+    out["_edges"] = {name: edge.base_url for name, edge in edges.items()}
+    yield out
 
 
 def _show(r: dict) -> str:
