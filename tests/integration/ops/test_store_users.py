@@ -12,10 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import random
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -53,7 +57,7 @@ def layout() -> Iterator[Path]:
     root = Path(tempfile.mkdtemp(prefix="oca-store-users-"))
     root.chmod(0o755)
     try:
-        for d in ("srv/oca/ssd0", "srv/oca/hdd0", "var/lib/oca/index", "etc/oca"):
+        for d in ("srv/oca/ssd0", "srv/oca/hdd0", "var/lib/oca/index", "etc/oca", "var/log/oca"):
             (root / d).mkdir(parents=True)
         for d in ("srv", "var", "var/lib", "etc"):
             (root / d).chmod(0o755)
@@ -61,10 +65,13 @@ def layout() -> Iterator[Path]:
             os.chown(root / d, FILL, STORE_GID)
             (root / d).chmod(0o2770)
         (root / "srv/oca").chmod(0o755)
+        os.chown(root / "var/log/oca", EDGE, EDGE)   # LogsDirectory=oca in oca.service
         conf = root / "etc/oca/oca.toml"
         conf.write_text(f"""
 [tokens]
 mode = "open"
+[log]
+access_log = "{root}/var/log/oca/access.log"
 [store]
 index_path = "{root}/var/lib/oca/index"
 [[store.tiers.ssd.disks]]
@@ -83,7 +90,8 @@ capacity = "1GiB"
         shutil.rmtree(root)
 
 
-def test_fill_publishes_edge_and_reporter_use_the_index(layout: Path) -> None:
+def publish(layout: Path, key: str) -> bytes:
+    """`oca store init` + the role's chmod, then `oca store add` as the fill agent; returns the body."""
     conf = str(layout / "etc/oca/oca.toml")
     init = as_user(FILL, *OCA, "store", "init", "--config", conf)
     assert init.returncode == 0, init.stderr
@@ -92,13 +100,18 @@ def test_fill_publishes_edge_and_reporter_use_the_index(layout: Path) -> None:
         path = layout / "var/lib/oca/index" / name
         os.chown(path, FILL, STORE_GID)
         path.chmod(0o660)
-
     src = layout / "video.mp4"
     body = os.urandom(100_000)
     src.write_bytes(body)
     src.chmod(0o644)
-    add = as_user(FILL, *OCA, "store", "add", "t1/avc-720p.mp4", str(src), "--tier", "ssd", "--config", conf)
+    add = as_user(FILL, *OCA, "store", "add", key, str(src), "--tier", "ssd", "--config", conf)
     assert add.returncode == 0, add.stderr
+    return body
+
+
+def test_fill_publishes_edge_and_reporter_use_the_index(layout: Path) -> None:
+    conf = str(layout / "etc/oca/oca.toml")
+    body = publish(layout, "t1/avc-720p.mp4")
 
     # The edge reads the published file and writes the index (verify re-hashes and updates state).
     verify = as_user(EDGE, *OCA, "store", "verify", "--json", "--config", conf)
@@ -119,3 +132,59 @@ def test_fill_publishes_edge_and_reporter_use_the_index(layout: Path) -> None:
     for path in (layout / "srv/oca/ssd0").rglob("*"):
         assert path.stat().st_gid == STORE_GID, path
         assert not path.stat().st_mode & 0o007, path
+
+
+def free_port(candidates: range) -> int:
+    for port in random.sample(candidates, len(candidates)):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.fail("no free port")
+
+
+def test_edge_binds_a_privileged_port_with_only_the_units_capability(layout: Path) -> None:
+    """The edge as in oca.service: unprivileged uid, no_new_privs, bounding set and ambient set
+    CAP_NET_BIND_SERVICE only; it binds a port below 1024 and serves a file the fill agent published."""
+    body = publish(layout, "t1/avc-720p.mp4")
+    port, admin = free_port(range(600, 1000)), free_port(range(20000, 60000))
+    if port >= int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text()):
+        pytest.skip("net.ipv4.ip_unprivileged_port_start lets anyone bind this port: nothing to prove")
+    cmd = ["setpriv", f"--reuid={EDGE}", f"--regid={EDGE}", f"--groups={STORE_GID}", "--no-new-privs",
+           "--bounding-set=-all,+net_bind_service", "--inh-caps=-all,+net_bind_service",
+           "--ambient-caps=-all,+net_bind_service", "sh", "-c", 'umask 0007 && exec "$@"', "sh", *OCA,
+           "serve", "--config", str(layout / "etc/oca/oca.toml"), "--listen", f"127.0.0.1:{port}",
+           "--workers", "1", "--admin", f"127.0.0.1:{admin}"]
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{REPO}:{SITE}", "PYTHONDONTWRITEBYTECODE": "1"}
+    with open(layout / "edge.log", "wb") as log:
+        proc = subprocess.Popen(cmd, env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, (layout / "edge.log").read_text()
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{admin}/readyz", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, (layout / "edge.log").read_text()
+            time.sleep(0.1)
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/t1/avc-720p.mp4", headers={"Range": "bytes=0-999"})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 206 and r.read() == body[:1000]
+        access_log = layout / "var/log/oca/access.log"
+        deadline = time.monotonic() + 30   # lines are flushed every [log] flush_interval (1 s)
+        while not (access_log.exists() and "/t1/avc-720p.mp4 206 1000" in access_log.read_text()):
+            assert time.monotonic() < deadline, "no access-log line"
+            time.sleep(0.1)
+        assert access_log.stat().st_uid == EDGE
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
