@@ -101,6 +101,19 @@ async def test_serve_runs_when_open_then_stops_on_request(service, manifest_serv
     await asyncio.wait_for(task, 10)
 
 
+async def test_serve_retries_an_unreachable_control_plane(service, manifest_server):
+    agent, clock, files = service
+    clock.set(3)
+    manifest_server.mode = "down"
+    task = asyncio.create_task(agent.serve())
+    await wait_for(lambda: manifest_server.requests >= 2, what="a retry after retry_interval (1 s)")
+    assert sum(1 for _ in agent.store.entries()) == 0
+    manifest_server.mode = "ok"
+    await wait_for(lambda: sum(1 for _ in agent.store.entries()) == len(files), what="the fill once it is back")
+    agent.stop()
+    await asyncio.wait_for(task, 10)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
