@@ -14,6 +14,7 @@ import os
 import re
 import secrets
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ops.conftest import require, run_playbook
+from tests.integration.ops.conftest import REPO, require, run_playbook
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")]
 
@@ -179,6 +180,27 @@ def test_only_valid_client_prefixes_reach_kernel_table_100(lab: tuple[Bird, Bird
     # The appliance announces nothing to the ISP (the ISP's sessions import all).
     assert isp.import_updates("oca4").get("received") == 0
     assert isp.import_updates("oca6").get("received") == 0
+
+
+def test_reporter_reads_table_100_without_any_capability(lab: tuple[Bird, Bird]) -> None:
+    """oca-report.service keeps no capability: an RTM_GETROUTE dump needs none. The reporter's own
+    reader runs inside the appliance namespace as an unprivileged uid with every capability dropped."""
+    require("setpriv")
+    _, oca = lab
+    wait_for("IPv4 routes in table 100", lambda: len(table(oca.netns, "-4", "100")) == len(VALID4))
+    wait_for("IPv6 routes in table 100", lambda: len(table(oca.netns, "-6", "100")) == V6_LIMIT)
+    code = ("import json; from oca.kernel_routes import read_table; r = read_table(100); "
+            "print(json.dumps([list(r.ipv4), list(r.ipv6)]))")
+    site = next((Path(sys.prefix) / "lib").glob("python3.*/site-packages"))
+    proc = subprocess.run(
+        ["ip", "netns", "exec", oca.netns, "setpriv", "--reuid=64903", "--regid=64903", "--clear-groups",
+         "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "/usr/bin/python3", "-c", code],
+        capture_output=True, text=True, timeout=60, cwd="/",
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{REPO}:{site}", "PYTHONDONTWRITEBYTECODE": "1"})
+    assert proc.returncode == 0, proc.stderr
+    ipv4, ipv6 = json.loads(proc.stdout)
+    assert set(ipv4) == VALID4
+    assert set(ipv6) == prefixes(table(oca.netns, "-6", "100"))
 
 
 def test_routes_leave_table_100_when_bird_stops(lab: tuple[Bird, Bird]) -> None:

@@ -1,0 +1,71 @@
+"""MemoryDenyWriteExecute=yes (every unit): the daemons' code and ffmpeg must not need W+X memory.
+
+systemd implements it with seccomp; Linux ≥ 6.3 has the same rule as a process attribute,
+`prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN)`, inherited across fork and execve. Each check sets it,
+execs the real program, and first proves the rule is in force (a W+X mmap is refused). ctypes is
+imported by oca.kernel_routes (reporter) and asyncpg (control plane): libffi's static trampolines
+keep it working.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.ops.conftest import REPO, require
+
+MDWE_EXEC = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN = 65, 1
+if libc.prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN, 0, 0, 0) != 0:
+    sys.exit(77)   # kernel without PR_SET_MDWE
+os.execvp(sys.argv[1], sys.argv[1:])
+"""
+
+DAEMON_CODE = """
+import mmap
+try:
+    mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)
+    raise SystemExit("W+X mapping allowed: MDWE is not in force")
+except PermissionError:
+    pass
+import asyncio, ctypes, tempfile
+import oca.cli, oca.report_cli, oca.kernel_routes, fill.cli, steering.cli, control_plane.cli
+import asyncpg, lmdb, uvloop, orjson, pytricia, maxminddb, aiohttp, sqlalchemy
+ctypes.CFUNCTYPE(ctypes.c_int)(lambda: 0)()
+uvloop.install()
+asyncio.run(asyncio.sleep(0))
+with tempfile.TemporaryDirectory() as d:
+    env = lmdb.open(d, map_size=1 << 20)
+    with env.begin(write=True) as txn:
+        txn.put(b"k", b"v")
+    env.close()
+print("ok")
+"""
+
+
+def under_mdwe(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-c", MDWE_EXEC, *argv], capture_output=True, text=True, timeout=120,
+                          cwd=cwd)
+    if proc.returncode == 77:
+        pytest.skip("kernel without PR_SET_MDWE (Linux < 6.3)")
+    return proc
+
+
+def test_daemon_code_runs_without_write_execute_memory() -> None:
+    proc = under_mdwe(sys.executable, "-c", DAEMON_CODE, cwd=REPO)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_ffmpeg_packaging_runs_without_write_execute_memory(tmp_path: Path) -> None:
+    require("ffmpeg")
+    out = tmp_path / "out.mp4"
+    proc = under_mdwe("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=1:size=320x240:rate=25",
+                      "-f", "lavfi", "-i", "sine=duration=1", "-c:v", "libx264", "-c:a", "aac",
+                      "-movflags", "+frag_keyframe+empty_moov", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert out.stat().st_size > 1000
