@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,7 @@ class RankingConfig:
 class ContentSteeringConfig:
     ttl: int = 10
     min_throughput_bps: int = 0
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -57,10 +59,21 @@ def load_steering_config(path: str | Path) -> SteeringConfig:
     content_steering = ContentSteeringConfig(
         ttl=int(cs.duration("ttl", 10)) or 1,
         min_throughput_bps=cs.int("min_throughput_bps", 0, min=0),
+        trusted_proxies=_read_networks(cs, "trusted_proxies"),
     )
     cs.done()
     root.done()
     return SteeringConfig(listen, snapshot, asn_db, country_db, ranking, content_steering)
+
+
+def _read_networks(s: Section, name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    networks = []
+    for n, text in enumerate(s.str_list(name, [])):
+        try:
+            networks.append(ipaddress.ip_network(text, strict=True))
+        except ValueError as e:
+            raise s.error(f"{name}[{n}]", str(e)) from None
+    return tuple(networks)
 
 
 def _read_snapshot(s: Section) -> SnapshotConfig:

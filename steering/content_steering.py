@@ -15,6 +15,7 @@ holding the content) last, so the player moves off them but can still fall back.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 from enum import StrEnum
 from urllib.parse import urlencode
@@ -95,6 +96,38 @@ def _demote(order: list[str], pathway: str, usable: list[Ranked]) -> list[str]:
             order.insert(order.index(r.appliance.id) + 1, pathway)
             break
     return order
+
+
+def client_address(remote: str, forwarded_for: str | None,
+                   trusted: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> str:
+    """The player's address: the connection's peer, unless that peer is one of our trusted proxies (a load
+    balancer in front of the steering replicas); then the right-most X-Forwarded-For entry that is not a
+    trusted proxy (entries to its left were written by the client and cannot be trusted)."""
+    if not trusted or not forwarded_for or not _in(remote, trusted):
+        return remote
+    entries = [e.strip() for e in forwarded_for.split(",") if e.strip()]
+    for entry in reversed(entries):
+        if not _in(entry, trusted):
+            return entry if _valid(entry) else remote
+    return entries[0] if entries and _valid(entries[0]) else remote
+
+
+def _in(address: str, networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return any(ip in net for net in networks)
+
+
+def _valid(address: str) -> bool:
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
 
 
 def reload_uri(path: str, query: dict[str, str]) -> str:

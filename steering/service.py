@@ -88,7 +88,8 @@ class SteeringHandlers:
             query = request.query
             model = self._model()
             content = _content(query, model)
-            ip = request.remote or ""
+            ip = cs.client_address(request.remote or "", request.headers.get("X-Forwarded-For"),
+                                   self.settings.content_steering.trusted_proxies)
             decision = self._decide(protocol.value, model, ip, content, None)
         except RequestError as e:
             return self._error(e, headers=_CORS)

@@ -216,3 +216,25 @@ async def test_metrics_count_decisions_by_tier_and_latency(steering):
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_content_steering_behind_a_trusted_balancer(snapshot_server, tmp_path):
+    import dataclasses
+    import ipaddress
+
+    config = config_for(snapshot_server, tmp_path)
+    config = dataclasses.replace(config, content_steering=ContentSteeringConfig(
+        ttl=10, trusted_proxies=(ipaddress.ip_network("127.0.0.0/8"),)))
+    service = Steering(create_daemon_app(config, registry=CollectorRegistry()))
+    await service.start()
+    try:
+        async def ready():
+            return (await service.get("/healthz"))[0] == 200
+        await wait_for(ready, what="first model")
+        async with service.session.get(service.base + "/api/v1/content-steering/hls",
+                                       params={"title": "t1", "pathways": "origin,isp1-a"},
+                                       headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"}) as resp:
+            body = await resp.json()
+        assert body["PATHWAY-PRIORITY"] == ["isp1-a", "origin"]      # located by the forwarded address
+    finally:
+        await service.stop()

@@ -36,6 +36,7 @@ MINIMAL = '[snapshot]\nurl = "http://127.0.0.1:1/api/v1/fleet/snapshot"\n'
     (MINIMAL + '[ranking.country_regions]\nGermany = "eu"\n', "ranking.country_regions.Germany"),
     (MINIMAL + '[geoip]\nasn_db = "missing.mmdb"\n', "geoip.asn_db"),
     (MINIMAL + '[server]\nlisten = "nope"\n', "server.listen"),
+    (MINIMAL + '[content_steering]\ntrusted_proxies = ["10.0.0.1/8"]\n', "content_steering.trusted_proxies[0]"),
 ])
 def test_config_errors_name_the_key(tmp_path, text, key):
     with pytest.raises(ConfigError) as info:

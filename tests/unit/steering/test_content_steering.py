@@ -1,3 +1,5 @@
+import ipaddress
+
 import pytest
 
 from steering import content_steering as cs
@@ -86,3 +88,20 @@ def test_reload_uri_drops_the_player_parameters():
     assert cs.reload_uri("/api/v1/content-steering/hls", query) == \
         "/api/v1/content-steering/hls?title=t1&pathways=a%2Cb"
     assert cs.reload_uri("/p", {"_HLS_pathway": "a"}) == "/p"
+
+
+LB = (ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8"))
+
+
+@pytest.mark.parametrize("remote, header, trusted, expected", [
+    ("198.51.100.7", None, LB, "198.51.100.7"),                           # direct connection
+    ("198.51.100.7", "203.0.113.9", LB, "198.51.100.7"),                 # untrusted peer: header ignored
+    ("10.1.2.3", "203.0.113.9", LB, "203.0.113.9"),                      # via our balancer
+    ("10.1.2.3", "6.6.6.6, 203.0.113.9, 10.9.9.9", LB, "203.0.113.9"),  # right-most untrusted; forged left
+    ("fd00::1", "2001:db8::5", LB, "2001:db8::5"),
+    ("10.1.2.3", "10.4.4.4", LB, "10.4.4.4"),                            # only proxies: the left-most
+    ("10.1.2.3", "garbage", LB, "10.1.2.3"),
+    ("10.1.2.3", "203.0.113.9", (), "10.1.2.3"),                         # no trusted proxies configured
+])
+def test_client_address(remote, header, trusted, expected):
+    assert cs.client_address(remote, header, trusted) == expected
