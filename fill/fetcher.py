@@ -144,14 +144,17 @@ def check_partial_response(status: int, headers: Any, offset: int, size: int) ->
     return NextSource(f"status_{status}")
 
 
-async def in_thread(fn: Callable[..., Any], *args: Any) -> Any:
-    """Run blocking file work in a thread; if we are cancelled meanwhile, let it finish first, so the
-    staging file is never closed under a write in progress."""
+async def in_thread(fn: Callable[..., Any], *args: Any, discard: Callable[[Any], None] | None = None) -> Any:
+    """Run blocking file work in a thread. If we are cancelled meanwhile, let it finish first, so the
+    staging file is never closed under a write in progress; `discard` disposes of a result nobody will
+    get (a staging file opened just as the download was cancelled: close it, or its lock stays held)."""
     fut = asyncio.get_running_loop().run_in_executor(None, fn, *args)
     try:
         return await asyncio.shield(fut)
     except asyncio.CancelledError:
         await asyncio.wait([fut])
+        if discard is not None and fut.exception() is None:
+            discard(fut.result())
         raise
 
 
@@ -182,7 +185,7 @@ class Fetcher:
                         await self._sleep(backoff_delay(attempt, self.config.backoff_initial,
                                                         self.config.backoff_max, self._rand()))
                     if staging is None:
-                        staging = await in_thread(self._stage, item, tier)
+                        staging = await in_thread(self._stage, item, tier, discard=Staging.close)
                     started_at = staging.offset
                     outcome = await self._attempt(source, staging, progress)
                     if isinstance(outcome, Complete):
