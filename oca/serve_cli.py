@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -112,6 +111,3 @@ def cmd_token_verify(args: argparse.Namespace) -> int:
     print(result.reason + (f" (kid {result.kid})" if result.kid else ""))
     return 0 if isinstance(result, tokens.Ok) else 1
 
-
-if __name__ == "__main__":  # pragma: no cover - `oca` is the entry point
-    sys.exit(1)

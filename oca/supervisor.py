@@ -87,7 +87,11 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         loop.add_signal_handler(signal.SIGUSR1, lambda: self._signal_workers(signal.SIGUSR1))
         host, port = self.spec.listen
-        reserve = listen_socket(host, port, 0, listen=False)  # holds the port; never accepts
+        try:
+            reserve = listen_socket(host, port, 0, listen=False)  # holds the port; never accepts
+        except OSError as e:
+            log.error("cannot bind %s: %s", _fmt(self.spec.listen), e.strerror or e)
+            return 1
         self.spec = ServeSpec(reserve.getsockname()[:2], self.spec.config_path, self.spec.root,
                               self.spec.edge_data, self.spec.log_level)
         self.disk_probe = _DiskProbe(self.spec)
@@ -98,7 +102,13 @@ class Supervisor:
             runner = web.AppRunner(admin_app(self.state), access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, self.admin[0], self.admin[1], reuse_address=True)
-            await site.start()
+            try:
+                await site.start()
+            except OSError as e:
+                log.error("cannot listen on the admin address %s: %s", _fmt(self.admin), e.strerror or e)
+                await runner.cleanup()
+                reserve.close()
+                return 1
             admin_addr = runner.addresses[0][:2]
         watchers = [asyncio.create_task(self._keep_running(slot, stop)) for slot in range(self.workers)]
         chores = asyncio.create_task(self._chores())
