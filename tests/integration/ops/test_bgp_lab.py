@@ -194,7 +194,10 @@ def test_reporter_reads_table_100_without_any_capability(lab: tuple[Bird, Bird])
     site = next((Path(sys.prefix) / "lib").glob("python3.*/site-packages"))
     proc = subprocess.run(
         ["ip", "netns", "exec", oca.netns, "setpriv", "--reuid=64903", "--regid=64903", "--clear-groups",
-         "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all", "/usr/bin/python3", "-c", code],
+         "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all",
+         # ... and under oca-report.service's seccomp filter and address families (unit_sandbox.py).
+         "/usr/bin/python3", str(Path(__file__).with_name("unit_sandbox.py")), str(REPO / "systemd/oca-report.service"),
+         "/usr/bin/python3", "-c", code],
         capture_output=True, text=True, timeout=60, cwd="/",
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{REPO}:{site}", "PYTHONDONTWRITEBYTECODE": "1"})
     assert proc.returncode == 0, proc.stderr

@@ -9,13 +9,31 @@ keep it working.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tests.integration.ops.conftest import REPO, require
+from tests.integration.ops.conftest import REPO, require, units
+
+SANDBOX = str(Path(__file__).with_name("unit_sandbox.py"))
+SERVICES = [u.name for u in units() if u.suffix == ".service"]
+
+PROBE = """
+import errno, os, socket
+def err(fn):
+    try:
+        fn()
+    except OSError as e:
+        return errno.errorcode[e.errno]
+    return "allowed"
+print(err(lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)),
+      err(lambda: os.chroot("/")),
+      err(lambda: os.setpriority(os.PRIO_PROCESS, 0, 0)),
+      err(lambda: socket.socket(socket.AF_INET, socket.SOCK_STREAM).close()))
+"""
 
 MDWE_EXEC = """
 import ctypes, os, sys
@@ -48,6 +66,29 @@ print("ok")
 """
 
 
+def in_unit(unit: str, *argv: str) -> list[str]:
+    return ["/usr/bin/python3", SANDBOX, str(REPO / "systemd" / unit), *argv]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def seccomp_available() -> None:
+    if subprocess.run(["/usr/bin/python3", "-c", "import seccomp"], capture_output=True).returncode != 0:
+        pytest.fail("python3-seccomp is missing: run scripts/bootstrap.sh test")
+
+
+@pytest.mark.parametrize("unit", SERVICES)
+def test_unit_sandbox_enforces_the_units_filters(unit: str) -> None:
+    """The emulation the other tests rely on has teeth: what the unit forbids fails (even as root)."""
+    proc = subprocess.run(in_unit(unit, "/usr/bin/python3", "-c", PROBE), capture_output=True, text=True,
+                          timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    packet, chroot, setpriority, inet = proc.stdout.split()
+    assert packet == "EAFNOSUPPORT"                   # RestrictAddressFamilies=
+    assert chroot == "EPERM"                          # SystemCallFilter=~@privileged
+    assert setpriority == ("allowed" if unit == "oca.service" else "EPERM")   # ~@resources
+    assert inet == "allowed"
+
+
 def under_mdwe(*argv: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-c", MDWE_EXEC, *argv], capture_output=True, text=True, timeout=120,
                           cwd=cwd)
@@ -61,11 +102,23 @@ def test_daemon_code_runs_without_write_execute_memory() -> None:
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
 
 
-def test_ffmpeg_packaging_runs_without_write_execute_memory(tmp_path: Path) -> None:
+def test_ffmpeg_packaging_runs_in_the_control_plane_sandbox(tmp_path: Path) -> None:
+    """ffmpeg as oca-control.service starts it: the unit's seccomp filter and no W+X memory."""
     require("ffmpeg")
     out = tmp_path / "out.mp4"
-    proc = under_mdwe("ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc=duration=1:size=320x240:rate=25",
+    proc = under_mdwe(*in_unit("oca-control.service", "ffmpeg"), "-v", "error", "-y",
+                      "-f", "lavfi", "-i", "testsrc=duration=1:size=320x240:rate=25",
                       "-f", "lavfi", "-i", "sine=duration=1", "-c:v", "libx264", "-c:a", "aac",
                       "-movflags", "+frag_keyframe+empty_moov", str(out))
     assert proc.returncode == 0, proc.stderr
     assert out.stat().st_size > 1000
+
+
+def test_control_plane_migrates_in_its_sandbox(tmp_path: Path) -> None:
+    conf = tmp_path / "oca-control.toml"
+    conf.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/control.db"\n'
+                    '[auth]\noperator_token_files = []\n[geoip]\ntrusted_proxies = []\n')
+    proc = under_mdwe(*in_unit("oca-control.service", sys.executable, "-m", "control_plane.cli", "db", "upgrade",
+                               "--json", "--config", str(conf)), cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["applied"]

@@ -38,10 +38,20 @@ SITE = next((Path(sys.prefix) / "lib").glob("python3.*/site-packages"))
 OCA = ("/usr/bin/python3", "-m", "oca.cli")
 
 
+SANDBOX = str(Path(__file__).with_name("unit_sandbox.py"))
+UNIT_OF = {FILL: "oca-fill.service", EDGE: "oca.service", REPORT: "oca-report.service"}
+
+
+def in_unit(uid: int, argv: tuple[str, ...] | list[str]) -> list[str]:
+    """argv under the system-call filter and address families of uid's unit (unit_sandbox.py)."""
+    return ["/usr/bin/python3", SANDBOX, str(REPO / "systemd" / UNIT_OF[uid]), *argv]
+
+
 def as_user(uid: int, *argv: str) -> subprocess.CompletedProcess[str]:
-    """Run argv as uid (primary group = uid, supplementary group oca-store) with the units' UMask."""
+    """Run argv as uid (primary group = uid, supplementary group oca-store) with the unit's UMask,
+    no_new_privs, no capabilities and the unit's seccomp filter."""
     cmd = ["setpriv", f"--reuid={uid}", f"--regid={uid}", f"--groups={STORE_GID}", "--inh-caps=-all",
-           "sh", "-c", 'umask 0007 && exec "$@"', "sh", *argv]
+           "--no-new-privs", "sh", "-c", 'umask 0007 && exec "$@"', "sh", *in_unit(uid, argv)]
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{REPO}:{SITE}", "PYTHONDONTWRITEBYTECODE": "1"}
     return subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=env, cwd="/")
 
@@ -49,6 +59,8 @@ def as_user(uid: int, *argv: str) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def layout() -> Iterator[Path]:
     require("setpriv")
+    if subprocess.run(["/usr/bin/python3", "-c", "import seccomp"], capture_output=True).returncode != 0:
+        pytest.fail("python3-seccomp is missing: run scripts/bootstrap.sh test")
     probe = subprocess.run(["/usr/bin/python3", "-c", "import sys; print(sys.version_info[:2] == (3, 11))"],
                            capture_output=True, text=True, timeout=30)
     if probe.stdout.strip() != "True":
@@ -154,9 +166,9 @@ def test_edge_binds_a_privileged_port_with_only_the_units_capability(layout: Pat
         pytest.skip("net.ipv4.ip_unprivileged_port_start lets anyone bind this port: nothing to prove")
     cmd = ["setpriv", f"--reuid={EDGE}", f"--regid={EDGE}", f"--groups={STORE_GID}", "--no-new-privs",
            "--bounding-set=-all,+net_bind_service", "--inh-caps=-all,+net_bind_service",
-           "--ambient-caps=-all,+net_bind_service", "sh", "-c", 'umask 0007 && exec "$@"', "sh", *OCA,
-           "serve", "--config", str(layout / "etc/oca/oca.toml"), "--listen", f"127.0.0.1:{port}",
-           "--workers", "1", "--admin", f"127.0.0.1:{admin}"]
+           "--ambient-caps=-all,+net_bind_service", "sh", "-c", 'umask 0007 && exec "$@"', "sh",
+           *in_unit(EDGE, [*OCA, "serve", "--config", str(layout / "etc/oca/oca.toml"), "--listen",
+                           f"127.0.0.1:{port}", "--workers", "2", "--admin", f"127.0.0.1:{admin}"])]
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{REPO}:{SITE}", "PYTHONDONTWRITEBYTECODE": "1"}
     with open(layout / "edge.log", "wb") as log:
         proc = subprocess.Popen(cmd, env=env, cwd="/", stdout=log, stderr=subprocess.STDOUT)
