@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any, NamedTuple
 
 from steering.fleet import FleetModel
@@ -35,7 +36,9 @@ class RankingCache:
 
     def __init__(self, model: FleetModel, max_entries: int = 200_000) -> None:
         self.model, self.max_entries = model, max_entries
-        self._entries: dict[tuple[Any, ...], list[Ranked]] = {}
+        # OrderedDict: popping the oldest is O(1); a plain dict leaves deleted slots at its front that
+        # `next(iter(d))` must skip, which made eviction slower the longer the cache ran.
+        self._entries: OrderedDict[tuple[Any, ...], list[Ranked]] = OrderedDict()
         self.hits = self.misses = 0
 
     def rank(self, client: Client, content: Content, load_limit: float, limit: int | None) -> list[Ranked]:
@@ -48,7 +51,7 @@ class RankingCache:
         self.misses += 1
         ranked = rank(self.model, client, content, load_limit=load_limit, limit=limit)
         if len(self._entries) >= self.max_entries:
-            del self._entries[next(iter(self._entries))]
+            self._entries.popitem(last=False)
         self._entries[key] = ranked
         return ranked
 
