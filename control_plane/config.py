@@ -7,8 +7,10 @@ zero-set-up configuration `oca-control serve --listen HOST:PORT --data-dir DIR` 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from oca.config import ConfigError, Section, load_toml, parse_address
 
@@ -104,6 +106,15 @@ class ControlConfig:
     fill: FillConfig = field(default_factory=FillConfig)
     signing: SigningConfig = field(default_factory=SigningConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    # Sections owned by route modules (``CONFIG_SECTIONS`` in control_plane/api/*.py), by name;
+    # also readable as attributes: ``config.ingest``.
+    extensions: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        extensions = self.__dict__.get("extensions", {})
+        if name in extensions:
+            return extensions[name]
+        raise AttributeError(name)
 
 
 def load_config(path: str | Path) -> ControlConfig:
@@ -124,9 +135,31 @@ def read_config(root: Section) -> ControlConfig:
         fill=_fill(root.section("fill")),
         signing=_signing(root.section("signing")),
         log=_log(root.section("log")),
+        extensions=_extensions(root),
     )
     root.done()
     return config
+
+
+def extension_readers() -> dict[str, Callable[[Section], Any]]:
+    """Section name → reader, from every route module's ``CONFIG_SECTIONS`` (see control_plane/api)."""
+    from control_plane.api import route_modules
+
+    readers: dict[str, Callable[[Section], Any]] = {}
+    for module in route_modules():
+        for name, reader in getattr(module, "CONFIG_SECTIONS", {}).items():
+            if name in readers or name in _CORE_SECTIONS:
+                raise RuntimeError(f"config section [{name}] is claimed twice ({module.__name__})")
+            readers[name] = reader
+    return readers
+
+
+_CORE_SECTIONS = ("server", "database", "auth", "geoip", "fleet", "telemetry", "popularity", "fill", "signing", "log")
+
+
+def _extensions(root: Section) -> dict[str, Any]:
+    """Each present extension section, validated by its owner's reader (which calls ``done()``)."""
+    return {name: reader(root.section(name)) for name, reader in extension_readers().items() if root.has(name)}
 
 
 def defaults(data_dir: Path, listen: tuple[str, int] = DEFAULT_LISTEN) -> ControlConfig:

@@ -5,7 +5,10 @@ A route module is any module in this package that defines
     def register(app: aiohttp.web.Application) -> None     # add its routes: app.router.add_get(...)
     OPENAPI: dict                                           # {"/api/v1/...": {"get": {...}}, ...}
 
-and optionally ``async def on_startup(app)`` / ``async def on_cleanup(app)``. `create_app` calls
+and optionally ``async def on_startup(app)`` / ``async def on_cleanup(app)``, and
+``CONFIG_SECTIONS = {"ingest": read_ingest}``: TOML sections this module owns, each read by a
+function ``(oca.config.Section) -> value`` that validates and calls ``done()``; the value is
+``config.extensions["ingest"]``, also ``config.ingest``. `create_app` calls
 every module's `register` (sorted by module name), so another part adds routes by adding a file
 here (``api/ingest.py``, ``api/playback_manifest.py``) — no edit to app.py. Handlers get shared
 state from ``request.app[CONTEXT]`` (control_plane/context.py), authenticate with `api.auth`,

@@ -60,3 +60,24 @@ def test_example_is_valid_and_documents_every_key(tmp_path, monkeypatch):
                     "log"):
         for field in dataclasses.fields(getattr(config, section)):
             assert f"\n{field.name} =" in text or f"\n# {field.name} =" in text, f"{section}.{field.name}"
+
+
+def test_route_modules_may_own_config_sections(tmp_path, monkeypatch):
+    import types
+
+    from control_plane import api
+
+    def read_demo(section):
+        value = section.int("workers", 2, min=1)
+        section.done()
+        return {"workers": value}
+    demo = types.SimpleNamespace(__name__="demo", register=lambda app: None, CONFIG_SECTIONS={"demo": read_demo})
+    monkeypatch.setattr(api, "route_modules", lambda: [demo])
+    config = load_config(write(tmp_path, "[demo]\nworkers = 4\n"))
+    assert config.demo == {"workers": 4} and config.extensions == {"demo": {"workers": 4}}
+    with pytest.raises(AttributeError):
+        _ = config.nothing
+    with pytest.raises(ConfigError) as e:
+        load_config(write(tmp_path, "[demo]\nworker = 4\n"))
+    assert e.value.key == "demo.worker"
+    assert not hasattr(load_config(write(tmp_path, "")), "demo")
