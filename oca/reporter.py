@@ -253,6 +253,7 @@ class ReportOutcome(StrEnum):
     RESYNC = "resync"            # 409 unknown_generation: a full snapshot follows at once
     REJECTED = "rejected"        # 4xx/5xx: logged, tried again next interval
     UNREACHABLE = "unreachable"  # connection failed or timed out
+    FAILED = "failed"            # the report could not be built (store error): logged, tried again
 
 
 class Reporter:
@@ -323,12 +324,20 @@ class Reporter:
             self.inventory.resync()
         return ReportOutcome.REJECTED
 
+    async def _report_guarded(self) -> ReportOutcome:
+        """One report; an unexpected error (the index unreadable, say) is logged and the loop goes on."""
+        try:
+            return await self.report_once()
+        except Exception:
+            log.exception("could not build or send the report; trying again next interval")
+            return ReportOutcome.FAILED
+
     async def run(self, *, once: bool = False) -> ReportOutcome:
         """Report every interval (forever, or once: a 409 is answered by a full snapshot either way)."""
         while True:
-            outcome = await self.report_once()
+            outcome = await self._report_guarded()
             if outcome is ReportOutcome.RESYNC:
-                outcome = await self.report_once()
+                outcome = await self._report_guarded()
             if once:
                 return outcome
             await asyncio.sleep(self.config.interval)

@@ -139,3 +139,21 @@ async def test_oca_report_once_cli(report_sink, tmp_path, once_ok):
     assert sent["prefixes"] == {"ipv4": ["198.51.100.0/24"], "ipv6": [], "source": "static"}
     if once_ok:
         assert report_sink.reports[-1] == sent
+
+
+async def test_a_report_that_cannot_be_built_does_not_stop_the_loop(report_sink, tmp_path):
+    path = write_oca_toml(tmp_path, report_sink.base_url)
+    calls = []
+
+    def routes_fail_once():
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("unexpected")
+        return None
+    async with aiohttp.ClientSession() as session:
+        reporter, store = open_reporter(path, session, routes=routes_fail_once)
+        try:
+            assert await reporter.run(once=True) is ReportOutcome.FAILED
+            assert await reporter.run(once=True) is ReportOutcome.ACCEPTED
+        finally:
+            store.close()
