@@ -43,6 +43,7 @@ class TitleDirectory:
         if title_id in self._ids:
             return True
         if self._loaded_at is None or self.clock() - self._loaded_at >= self.min_interval:
+            self._loaded_at = self.clock()      # claim the reload: concurrent misses do not pile up
             await self.reload()
         return title_id in self._ids
 

@@ -14,8 +14,10 @@ PRUNE_BELOW = 1e-3      # decayed views under this are forgotten at a rebase
 
 
 async def epoch(conn: AsyncConnection, now: float) -> float:
-    """The stored epoch; the first caller sets it to `now`."""
-    q = select(settings.c.value).where(settings.c.name == EPOCH_SETTING)
+    """The stored epoch, its row locked until the transaction ends (PostgreSQL), so a replica's
+    rebase cannot slip between reading the epoch and adding views scaled to it; the first caller
+    sets it to `now`."""
+    q = select(settings.c.value).where(settings.c.name == EPOCH_SETTING).with_for_update()
     value = (await conn.execute(q)).scalar_one_or_none()
     if value is not None:
         return float(value)
@@ -38,10 +40,15 @@ async def add_views(conn: AsyncConnection, views: dict[tuple[str, str], float], 
 
 
 async def rebase(conn: AsyncConnection, old: float, new: float, half_life: float) -> float:
+    """Move the epoch from `old` to `new`, rescaling every row once. The epoch is swapped first and
+    only if it is still `old`: a replica that lost the race uses the winner's epoch instead."""
+    moved = await conn.execute(update(settings).where(settings.c.name == EPOCH_SETTING,
+                                                      settings.c.value == repr(old)).values(value=repr(new)))
+    if moved.rowcount != 1:
+        return await epoch(conn, new)
     factor = pop.rebase_factor(old, new, half_life)
     await conn.execute(update(popularity).values(score=popularity.c.score * factor))
     await conn.execute(delete(popularity).where(popularity.c.score < PRUNE_BELOW))
-    await conn.execute(update(settings).where(settings.c.name == EPOCH_SETTING).values(value=repr(new)))
     return new
 
 
