@@ -65,6 +65,7 @@ class Context:
 
     def configure(self, config: EdgeConfig, ring: tokens.KeyRing | None) -> None:
         self.config, self.ring = config, ring
+        self.limits = config.limits
         self.verified = tokens.VerifiedTokens(ring) if ring is not None else None
         self.keys: dict[bytes, str] = {}  # raw request path → validated content key
         self.require_tokens = config.tokens.mode == "require"
@@ -83,6 +84,8 @@ _CONDITIONAL = (b"if-match", b"if-none-match", b"if-modified-since", b"if-unmodi
 
 
 def _cors(req: Request, ctx: Context) -> bytes:
+    if not ctx.cors_origins and not ctx.cors_any:
+        return b""
     origin = req.headers.get(b"origin")
     if origin is None or not (ctx.cors_any or origin in ctx.cors_origins):
         return b""
@@ -225,10 +228,10 @@ def _ranged(req: Request, ctx: Context, f: ServedFile, path: str, kid: str | Non
     # A type dispatch rather than `match`: this runs for every request and class patterns cost more.
     kind = type(plan)
     if kind is ranges.Partial:
-        r = plan.range
-        status, length = 206, r.length
-        extra = b"Content-Range: bytes %d-%d/%d\r\n" % (r.first, r.last, size)
-        segments: list = [(r.first, length)]
+        first, last = plan.range
+        status, length = 206, last - first + 1
+        extra = b"Content-Range: bytes %d-%d/%d\r\n" % (first, last, size)
+        segments: list = [(first, length)]
         tail = f.head_tail
     elif kind is ranges.Multi:
         body = ranges.multipart_body(plan.ranges, size, f.content_type, secrets.token_hex(12))

@@ -185,12 +185,12 @@ class EdgeProtocol(asyncio.Protocol):
             if self.in_head:  # bytes of a head still incomplete: httptools buffers them unbounded
                 end = data.rfind(b"\r\n\r\n")
                 self.partial = len(data) - end - 4 if end >= 0 else self.partial + len(data)
-                lim = self.s.ctx.config.limits
+                lim = self.s.ctx.limits
                 if self.partial > lim.max_request_line + lim.max_header_bytes + 1024:
                     self._fail(431, "head_too_large")
         if self.current is None and self.queue:
             self._run_queue()
-        if len(self.queue) > self.s.ctx.config.limits.max_pipelined and not self.reading_paused \
+        if self.queue and len(self.queue) > self.s.ctx.limits.max_pipelined and not self.reading_paused \
                 and not self.closed:
             self.reading_paused = True
             self.transport.pause_reading()
@@ -203,18 +203,18 @@ class EdgeProtocol(asyncio.Protocol):
         self.partial = 0
         self.head_started = monotonic()
         if self.current is None:
-            self.deadline = self.head_started + self.s.ctx.config.limits.header_timeout
+            self.deadline = self.head_started + self.s.ctx.limits.header_timeout
             self.deadline_kind = "header"
 
     def on_url(self, url: bytes) -> None:
         self._url += url
-        if len(self._url) > self.s.ctx.config.limits.max_request_line:
+        if len(self._url) > self.s.ctx.limits.max_request_line:
             raise LimitExceeded(414, "request_target_too_long")  # RFC 9112 §3
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._hcount += 1
         self._hbytes += len(name) + len(value) + 4
-        lim = self.s.ctx.config.limits
+        lim = self.s.ctx.limits
         if self._hcount > lim.max_headers or self._hbytes > lim.max_header_bytes:
             raise LimitExceeded(431, "header_fields_too_large")  # RFC 6585 §5
         name = name.lower()
@@ -246,7 +246,7 @@ class EdgeProtocol(asyncio.Protocol):
     def _run_queue(self) -> None:
         while self.queue and self.current is None and not self.closed:
             item = self.queue.popleft()
-            if isinstance(item, _Fatal):
+            if type(item) is _Fatal:
                 self._answer_fatal(item)
                 return
             if not self._start(item):
@@ -262,10 +262,10 @@ class EdgeProtocol(asyncio.Protocol):
 
     def _go_idle(self) -> None:
         if self.in_head:
-            self.deadline = self.head_started + self.s.ctx.config.limits.header_timeout
+            self.deadline = self.head_started + self.s.ctx.limits.header_timeout
             self.deadline_kind = "header"
         else:
-            self.deadline = monotonic() + self.s.ctx.config.limits.idle_timeout
+            self.deadline = monotonic() + self.s.ctx.limits.idle_timeout
             self.deadline_kind = "idle"
 
     def _answer_fatal(self, item: _Fatal) -> None:
@@ -287,7 +287,10 @@ class EdgeProtocol(asyncio.Protocol):
             log.exception("handler failed for %r", req.url[:200])
             reply = Reply(500, simple(500, s.clock, close=True), close=True, note="internal_error")
         if reply.segments:
-            of = self._open(reply, req)
+            try:
+                of = s.fds.acquire(reply.file)
+            except OSError:
+                of = self._open(reply, req)   # counts and quarantines
             if of is None:
                 reply = handle(req, s.ctx)   # the file is out of service now: a miss
                 of = self._open(reply, req) if reply.segments else None
@@ -378,7 +381,7 @@ class EdgeProtocol(asyncio.Protocol):
             t.write(data[n:] if n else data)
 
     def _arm_send_timeout(self) -> None:
-        self.deadline = monotonic() + self.s.ctx.config.limits.send_timeout
+        self.deadline = monotonic() + self.s.ctx.limits.send_timeout
         self.deadline_kind = "send"
 
     def _wait_writable(self) -> None:
@@ -435,7 +438,8 @@ class EdgeProtocol(asyncio.Protocol):
         self.s.ctx.view.quarantine(f, reason)
 
     def _release(self) -> None:
-        self._writer_off()
+        if self.writer_on:
+            self._writer_off()
         if self.cur_file is not None:
             self.s.fds.release(self.cur_file)
             self.cur_file = None
