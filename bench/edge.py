@@ -10,6 +10,8 @@ worker, our access log and /metrics on, tokens required like an appliance):
             → p50 / p99 latency
 - ``idle``  5,000 idle keep-alive connections                    → server RSS per connection
 - every load: server CPU µs per request (utime+stime of the server's processes / requests)
+- ``hot path``: CPU per 1 KiB range request in process, without the network (bench/edge_hotpath.py),
+  against the bare syscall floor: the figure that stays put when the machine is shared
 
 nginx runs with the EDGE_PERF.md settings and its access log on (like for like). Ratios are ours /
 nginx per repetition, the median is reported (latency ratios: lower is better). A readable table,
@@ -296,6 +298,9 @@ def _run(args: argparse.Namespace, work: Path, server_cpu: int, client_cpu: int)
         ours.stop()
         nginx.stop()
     summary = summarise(results, idle, args.workloads.split(","))
+    hot = subprocess.run(["taskset", "-c", str(server_cpu), sys.executable, "-m", "bench.edge_hotpath"],
+                         capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    summary["hot_path"] = json.loads(hot)
     print_table(summary, args)
     print(json.dumps(summary, separators=(",", ":")))
     return 0
@@ -340,6 +345,11 @@ def print_table(s: dict, args: argparse.Namespace) -> None:
     i = s["idle_kib_per_conn"]
     print(f"{'idle':<8} {'KiB/conn':<14} {i['nginx']:>12.2f} {i['oca']:>12.2f} "
           f"{_ratio(i['oca'], i['nginx']):>9.2f}x")
+    h = s.get("hot_path")
+    if h:
+        print(f"hot path (in process, 1 KiB ranges, no network; stable on a shared machine): "
+              f"{h['oca_us_per_req']} us/request = syscall floor {h['floor_us_per_req']} us + "
+              f"our Python {h['python_us_per_req']} us")
     for target, ok in s["targets"].items():
         print(f"target {target}: {'met' if ok else 'NOT met'}")
 
