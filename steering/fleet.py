@@ -62,6 +62,10 @@ class Appliance:
     keys: frozenset[str]
     titles: frozenset[str]    # titles of which this appliance holds every ready rendition
     seed: int                 # stable_hash64(id), mixed with the content's hash for rendezvous hashing
+    # Process-local digests of the snapshot's raw key and prefix lists: the next build reuses what they
+    # produced when they did not change (see FleetModel.build's `previous`).
+    keys_sig: int = 0
+    prefix_sig: int = 0
 
     @property
     def eligible(self) -> bool:
@@ -118,20 +122,27 @@ class FleetModel:
         return title in appliance.titles or (appliance.holds_all and title in self.titles)
 
     @classmethod
-    def from_json(cls, body: bytes | str, *, country_region: dict[str, str] | None = None) -> FleetModel:
+    def from_json(cls, body: bytes | str, *, country_region: dict[str, str] | None = None,
+                  previous: FleetModel | None = None) -> FleetModel:
         """Parse and build; invalid JSON is a SnapshotError too."""
         try:
             doc = json.loads(body)
         except (ValueError, UnicodeDecodeError) as e:
             raise SnapshotError("", f"not JSON: {e}") from None
-        return cls.build(doc, country_region=country_region)
+        return cls.build(doc, country_region=country_region, previous=previous)
 
     @classmethod
-    def build(cls, doc: Any, *, country_region: dict[str, str] | None = None) -> FleetModel:
+    def build(cls, doc: Any, *, country_region: dict[str, str] | None = None,
+              previous: FleetModel | None = None) -> FleetModel:
         """Validate a snapshot document (already parsed JSON) and build the model, or raise SnapshotError.
 
         `country_region` maps ISO country codes to region names for clients located by GeoIP; countries
         it does not name take the region most of the fleet's appliances in that country declare.
+
+        `previous` (the model in service) makes a rebuild cheap when only health, load or freshness
+        changed, which at fleet scale is nearly every snapshot: an appliance whose key list is unchanged
+        (same digest, same catalog) keeps its key and title sets, and when no appliance's prefixes and
+        no appliance's position changed the prefix table is reused whole (it was validated when built).
         """
         root = _Reader(doc, "")
         if root.get("version", int) != SNAPSHOT_VERSION:
@@ -143,17 +154,28 @@ class FleetModel:
         key_title = {key: title for title, keys in titles.items() for key in keys}
         title_sizes = {title: len(keys) for title, keys in titles.items()}
         interned = {key: key for key in key_title}
+        before = ({a.id: a for a in previous.appliances}
+                  if previous is not None and previous.titles == titles else {})
         appliances: list[Appliance] = []
-        reports: list[tuple[int, list[str], list[str]]] = []
+        raw_prefixes: list[_Reader] = []
         seen: set[str] = set()
         for index, item in enumerate(root.sub("appliances", list).items()):
-            appliance, v4, v6 = _read_appliance(index, item, key_title, title_sizes, interned)
+            appliance, prefixes_reader = _read_appliance(index, item, key_title, title_sizes, interned, before)
             if appliance.id in seen:
                 raise SnapshotError(f"appliances[{index}].id", f"duplicate appliance id {appliance.id!r}")
             seen.add(appliance.id)
             appliances.append(appliance)
-            reports.append((index, v4, v6))
-        prefixes = PrefixTable.build(reports)
+            raw_prefixes.append(prefixes_reader)
+        unchanged = previous is not None and len(previous.appliances) == len(appliances) and all(
+            (a.id, a.prefix_sig) == (p.id, p.prefix_sig)
+            for a, p in zip(appliances, previous.appliances, strict=True))
+        if unchanged:
+            assert previous is not None
+            prefixes = previous.prefixes
+        else:
+            prefixes = PrefixTable.build(
+                (index, _read_prefixes(r.sub("ipv4", list), 32), _read_prefixes(r.sub("ipv6", list), 128))
+                for index, r in enumerate(raw_prefixes))
         return cls(
             generation=generation, generated_at=generated_at, stale_after_s=stale_after_s,
             appliances=tuple(appliances), prefixes=prefixes, titles=titles,
@@ -232,7 +254,8 @@ def _read_titles(reader: _Reader) -> dict[str, tuple[str, ...]]:
 
 
 def _read_appliance(index: int, item: Any, key_title: dict[str, str], title_sizes: dict[str, int],
-                    interned: dict[str, str]) -> tuple[Appliance, list[str], list[str]]:
+                    interned: dict[str, str], before: dict[str, Appliance]) -> tuple[Appliance, _Reader]:
+    """One appliance, and its (not yet validated) ``prefixes`` object for the prefix table."""
     r = _Reader(item, f"appliances[{index}]")
     if not isinstance(item, dict):
         raise SnapshotError(r.where, "expected an object")
@@ -251,23 +274,28 @@ def _read_appliance(index: int, item: Any, key_title: dict[str, str], title_size
     if load < 0:
         raise SnapshotError(r.path("load_ratio"), "must not be negative")
     keys_reader = r.sub("keys", list)
-    # map() keeps these loops in C: a snapshot lists millions of held keys. `interned` maps each ready
-    # rendition key to one shared string, so 16,000 appliances holding a key store one copy of it.
-    keys = frozenset(map(interned.get, keys_reader.strings(), keys_reader.value))
-    counts = Counter(map(key_title.get, keys))
-    counts.pop(None, None)
-    titles = frozenset(t for t, n in counts.items() if n == title_sizes[t])
+    keys_sig = hash(tuple(keys_reader.strings()))
+    earlier = before.get(appliance_id)
+    if earlier is not None and earlier.keys_sig == keys_sig:
+        keys, titles = earlier.keys, earlier.titles
+    else:
+        # map() keeps these loops in C: a snapshot lists millions of held keys. `interned` maps each ready
+        # rendition key to one shared string, so 16,000 appliances holding a key store one copy of it.
+        keys = frozenset(map(interned.get, keys_reader.value, keys_reader.value))
+        counts = Counter(map(key_title.get, keys))
+        counts.pop(None, None)
+        titles = frozenset(t for t, n in counts.items() if n == title_sizes[t])
     prefixes = r.sub("prefixes", dict)
-    v4 = _read_prefixes(prefixes.sub("ipv4", list), 32)
-    v6 = _read_prefixes(prefixes.sub("ipv6", list), 128)
+    v4_raw, v6_raw = prefixes.sub("ipv4", list).strings(), prefixes.sub("ipv6", list).strings()
+    prefix_sig = hash((tuple(v4_raw), tuple(v6_raw)))
     appliance = Appliance(
         index=index, id=appliance_id, kind=kind, site=r.optional("site", str) or "",
         region=r.optional("region", str), country=country.upper() if country else None, asn=asn,
         base_url=base_url.rstrip("/"), healthy=r.get("healthy", bool), fresh=r.get("fresh", bool),
         load_ratio=float(load), holds_all=r.get("holds_all", bool), keys=keys, titles=titles,
-        seed=stable_hash64(appliance_id),
+        seed=stable_hash64(appliance_id), keys_sig=keys_sig, prefix_sig=prefix_sig,
     )
-    return appliance, v4, v6
+    return appliance, prefixes
 
 
 def _read_prefixes(reader: _Reader, bits: int) -> list[str]:

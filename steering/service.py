@@ -199,7 +199,8 @@ def create_daemon_app(config: SteeringConfig, *, clock: Callable[[], float] = ti
     app = create_app(Settings(config.ranking, config.content_steering), holder, geo, metrics)
 
     def build(body: bytes) -> FleetModel:
-        return FleetModel.from_json(body, country_region=config.ranking.country_regions)
+        # Only the poller swaps models, one build at a time: the model in service is the one to reuse.
+        return FleetModel.from_json(body, country_region=config.ranking.country_regions, previous=holder.model)
 
     async def poll_snapshots(app: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as session:

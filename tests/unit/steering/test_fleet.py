@@ -102,3 +102,39 @@ def test_holder_swaps_and_ages_with_the_injected_clock():
     assert holder.model is model and holder.age() == 30.0
     holder.confirm()
     assert holder.age() == 0.0
+
+
+def test_rebuild_reuses_unchanged_keys_and_prefixes():
+    first = FleetModel.build(good())
+    doc = copy.deepcopy(good())
+    doc["generation"] = "g2"
+    doc["appliances"][0]["load_ratio"] = 0.9              # what changes in nearly every snapshot
+    doc["appliances"][1]["healthy"] = False
+    second = FleetModel.build(doc, previous=first)
+    assert second.prefixes is first.prefixes
+    assert second.appliances[0].keys is first.appliances[0].keys and second.appliances[0].load_ratio == 0.9
+    assert second.embedded_by_asn[64500].members == (second.appliances[0],)     # eligibility recomputed
+
+    doc["appliances"][1]["keys"] = ["t1/a.mp4", "t1/b.mp4"]                   # inventory changed
+    doc["appliances"][1]["prefixes"]["ipv4"] = ["198.51.100.0/24"]            # prefixes changed
+    third = FleetModel.build(doc, previous=second)
+    assert third.prefixes is not second.prefixes
+    assert [m.prefix for m in third.prefixes.lookup("198.51.100.1", 32)] == ["198.51.100.0/24"]
+    assert third.appliances[1].titles == {"t1"} and third.appliances[0].keys is second.appliances[0].keys
+
+    doc["titles"] = {"t1": ["t1/a.mp4"]}                                      # catalog changed: recompute
+    fourth = FleetModel.build(doc, previous=third)
+    assert fourth.appliances[0].keys is not third.appliances[0].keys
+    assert fourth.appliances[0].titles == {"t1"}
+
+
+def test_rebuild_still_validates_changed_prefixes():
+    first = FleetModel.build(good())
+    doc = copy.deepcopy(good())
+    doc["appliances"][0]["prefixes"]["ipv4"] = ["203.0.113.1/24"]
+    with pytest.raises(SnapshotError) as info:
+        FleetModel.build(doc, previous=first)
+    assert info.value.where == "appliances[0].prefixes.ipv4[0]"
+    doc["appliances"][0]["prefixes"]["ipv4"] = [{}]
+    with pytest.raises(SnapshotError):
+        FleetModel.build(doc, previous=first)
