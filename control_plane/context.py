@@ -39,6 +39,10 @@ class TitleDirectory:
             self._ids = frozenset(await catalog_repo.title_ids(conn))
         self._loaded_at = self.clock()
 
+    def known(self, title_id: str) -> bool:
+        """The hot path: no await when the id is already known."""
+        return title_id in self._ids
+
     async def exists(self, title_id: str) -> bool:
         if title_id in self._ids:
             return True

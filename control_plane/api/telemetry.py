@@ -23,7 +23,7 @@ async def _accept(request: web.Request, kind: str) -> web.Response:
     title_id = request.match_info["title_id"]
     body = await read_json(request, ctx.config.telemetry.max_body)
     record = telemetry.parse_heartbeat(body) if kind == "heartbeat" else telemetry.parse_event(body)
-    if not is_identifier(title_id) or not await ctx.titles.exists(title_id):
+    if not ctx.titles.known(title_id) and (not is_identifier(title_id) or not await ctx.titles.exists(title_id)):
         raise not_found("title", title_id)
     region = ctx.country_of(request)
     buffer = ctx.buffer
