@@ -94,12 +94,18 @@ protocol static s6 {{ ipv6; {statics6} }}
 """
 
 
+@pytest.fixture(scope="module")
+def appliance_conf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    require("ansible-playbook")
+    return _render_appliance_config(tmp_path_factory.mktemp("bird-lab"))
+
+
 @pytest.fixture
-def lab(tmp_path: Path) -> Iterator[tuple[Bird, Bird]]:
-    require("ip", "bird", "birdc", "ansible-playbook")
+def lab(tmp_path: Path, appliance_conf: Path) -> Iterator[tuple[Bird, Bird]]:
+    require("ip", "bird", "birdc")
     tag = secrets.token_hex(3)
     isp_ns, oca_ns, veth = f"ocaisp-{tag}", f"ocaapp-{tag}", f"ov{tag}"
-    conf = _render_appliance_config(tmp_path)
+    conf = appliance_conf
     birds: list[Bird] = []
     ip("netns", "add", isp_ns)
     ip("netns", "add", oca_ns)
