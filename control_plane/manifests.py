@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from xml.sax.saxutils import escape, quoteattr
 
 from control_plane.packaging import Layout
@@ -62,7 +63,7 @@ class TitleMedia:
     audio: tuple[Rendition, ...] = ()
     text: tuple[TextTrack, ...] = ()
 
-    @property
+    @cached_property
     def duration_s(self) -> float:
         return max(r.layout.duration_s for r in (*self.video, *self.audio))
 
@@ -119,7 +120,7 @@ def render_dash(
     """An on-demand-profile MPD with one BaseURL per location (in the given order) per Representation."""
     _check(media, locations)
     duration = _iso_duration(media.duration_s)
-    max_fragment = max(f.duration / r.layout.timescale for r in media.video for f in r.layout.fragments)
+    max_fragment = max(r.layout.max_fragment_s for r in media.video)
     out = [
         '<?xml version="1.0" encoding="UTF-8"?>',
         f'<MPD xmlns="urn:mpeg:dash:schema:mpd:2011" profiles="{DASH_ON_DEMAND}" type="static"'

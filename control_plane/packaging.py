@@ -20,6 +20,8 @@ import os
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
+from typing import NamedTuple
 
 
 class PackagingError(Exception):
@@ -57,8 +59,9 @@ class ByteRange:
         return f"{self.length}@{self.first}"
 
 
-@dataclass(frozen=True)
-class Fragment:
+class Fragment(NamedTuple):
+    """One moof+mdat (a tuple: a 2-hour rendition has thousands, built on every catalog read)."""
+
     offset: int
     size: int
     duration: int  # in the track timescale
@@ -81,19 +84,25 @@ class Layout:
     sample_rate: int = 0
     channels: int = 0
 
-    @property
+    # Summaries are computed once per Layout (cached_property writes the instance __dict__ directly,
+    # which a frozen dataclass allows): manifests read them for every request.
+    @cached_property
     def duration_s(self) -> float:
         return sum(f.duration for f in self.fragments) / self.timescale
 
     def fragment_seconds(self, fragment: Fragment) -> float:
         return fragment.duration / self.timescale
 
-    @property
+    @cached_property
+    def max_fragment_s(self) -> float:
+        return max(f.duration for f in self.fragments) / self.timescale
+
+    @cached_property
     def peak_bps(self) -> int:
         """Highest per-fragment bitrate: HLS BANDWIDTH must not be below it (RFC 8216 §4.3.4.2)."""
         return max(int(f.size * 8 * self.timescale / max(f.duration, 1)) for f in self.fragments)
 
-    @property
+    @cached_property
     def average_bps(self) -> int:
         total = sum(f.size for f in self.fragments)
         return int(total * 8 / max(self.duration_s, 1e-9))

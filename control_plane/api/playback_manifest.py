@@ -15,6 +15,7 @@ layouts and fleet states are cached for ``cache_ttl`` seconds (default 2 s), the
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import json
 import logging
@@ -53,6 +54,8 @@ from oca.tokens import sign_query
 
 log = logging.getLogger("oca.control.playback")
 _HEADERS = {"Access-Control-Allow-Origin": "*", "Cache-Control": "no-store"}
+MAX_CACHED_TITLES = 50_000
+MAX_RENDERED = 20_000
 _TYPES = {"dash": "application/dash+xml", "hls": "application/vnd.apple.mpegurl"}
 
 
@@ -80,6 +83,9 @@ class PlaybackState:
     titles: dict[str, TitleEntry] = field(default_factory=dict)
     fleet: tuple[float, list] | None = None
     http: aiohttp.ClientSession | None = None
+    loading: dict[str, asyncio.Future] = field(default_factory=dict)
+    rendered: dict[tuple, bytes] = field(default_factory=dict)
+    fleet_loading: asyncio.Future | None = None
 
 
 STATE = web.AppKey("oca_playback_state", PlaybackState)
@@ -90,10 +96,23 @@ def settings_for(ctx: Context) -> PlaybackSettings:
 
 
 async def _title(ctx: Context, state: PlaybackState, title_id: str) -> TitleEntry:
-    now = time.monotonic()
+    """The cached title; an expired entry is served while ONE background load refreshes it (so a
+    burst of requests at expiry does not turn into a burst of identical SQL reads)."""
     entry = state.titles.get(title_id)
-    if entry is not None and now - entry.loaded_at < state.settings.cache_ttl:
+    if entry is not None and time.monotonic() - entry.loaded_at < state.settings.cache_ttl:
         return entry
+    loading = state.loading.get(title_id)
+    if loading is None:
+        loading = asyncio.ensure_future(_load_title(ctx, state, title_id))
+        state.loading[title_id] = loading
+        loading.add_done_callback(lambda _: state.loading.pop(title_id, None))
+    if entry is not None and state.settings.cache_ttl > 0:
+        return entry
+    return await asyncio.shield(loading)
+
+
+async def _load_title(ctx: Context, state: PlaybackState, title_id: str) -> TitleEntry:
+    now = time.monotonic()
     async with ctx.engine.connect() as conn:
         title = await catalog_repo.get_title(conn, title_id)
         lics = await licences_repo.for_title(conn, title_id) if title else []
@@ -103,7 +122,11 @@ async def _title(ctx: Context, state: PlaybackState, title_id: str) -> TitleEntr
             .select_from(renditions.outerjoin(rendition_layouts, rendition_layouts.c.key == renditions.c.key))
             .where(renditions.c.title_id == title_id, renditions.c.status == "ready")
             .order_by(renditions.c.key))).all() if title else []
-    entry = TitleEntry(now, title is not None, lics, _media(title_id, rows))
+    # Parsing a long title's layouts takes milliseconds: off the event loop.
+    media = await asyncio.to_thread(_media, title_id, rows) if rows else None
+    entry = TitleEntry(now, title is not None, lics, media)
+    if len(state.titles) >= MAX_CACHED_TITLES:  # unknown ids must not grow the cache without bound
+        state.titles.clear()
     state.titles[title_id] = entry
     return entry
 
@@ -120,11 +143,25 @@ def _media(title_id: str, rows) -> TitleMedia | None:
 
 
 async def _fleet(ctx: Context, state: PlaybackState) -> list:
-    now = time.monotonic()
-    if state.fleet is None or now - state.fleet[0] >= state.settings.cache_ttl:
+    """Fleet states, cached like titles (stale while one refresh runs)."""
+    if state.fleet is not None and time.monotonic() - state.fleet[0] < state.settings.cache_ttl:
+        return state.fleet[1]
+    if state.fleet_loading is None:
+        state.fleet_loading = asyncio.ensure_future(_load_fleet(ctx, state))
+    if state.fleet is not None and state.settings.cache_ttl > 0:
+        return state.fleet[1]
+    return await asyncio.shield(state.fleet_loading)
+
+
+async def _load_fleet(ctx: Context, state: PlaybackState) -> list:
+    try:
+        now = time.monotonic()
         async with ctx.engine.connect() as conn:
-            state.fleet = (now, await fleet_repo.all_states(conn, with_keys=True))
-    return state.fleet[1]
+            states = await fleet_repo.all_states(conn, with_keys=True)
+        state.fleet = (now, states)
+        return states
+    finally:
+        state.fleet_loading = None
 
 
 async def _candidates(ctx: Context, state: PlaybackState, title_id: str, keys: list[str],
@@ -144,17 +181,21 @@ async def _candidates(ctx: Context, state: PlaybackState, title_id: str, keys: l
     return rank_locally(states, keys, ip, ctx.now(), ctx.config.fleet.stale_after, limit=s.max_locations)
 
 
+EXPIRY_STEP = 60  # expiries are rounded up to the minute: identical tokens → a rendered manifest is reusable
+
+
 def _signer(ctx: Context, settings: PlaybackSettings, ip: str | None):
+    """(cache key part, signer) — the signer is None without a key ring (unsigned URLs)."""
     key = ctx.signing_key()
     if key is None:
-        return None
+        return None, None
     kid, secret = key.id, key.secret
-    expires = int(ctx.now() + settings.url_ttl)
+    expires = -(-int(ctx.now() + settings.url_ttl) // EXPIRY_STEP) * EXPIRY_STEP
     prefix = None
     if settings.bind_client_prefix and ip:
         addr = ipaddress.ip_address(ip)
         prefix = str(ipaddress.ip_network(f"{ip}/{24 if addr.version == 4 else 48}", strict=False))
-    return lambda path: sign_query(path, kid, secret, expires, prefix)
+    return (kid, expires, prefix), lambda path: sign_query(path, kid, secret, expires, prefix)
 
 
 def _licence_error(verdict, title_id: str, country: str) -> ApiError:
@@ -192,14 +233,23 @@ async def manifest(request: web.Request) -> web.Response:
     if not ranked:
         raise ApiError(503, "no_appliance", f"no healthy appliance holds {title_id!r} right now",
                        headers={"Retry-After": "5"})
-    sign = _signer(ctx, state.settings, ip)
-    steering = (SteeringServer(state.settings.content_steering_uri, ranked[0].appliance_id)
-                if state.settings.content_steering_uri else None)
+    token, sign = _signer(ctx, state.settings, ip)
+    # Clients with the same ranked appliances get the same text until the expiry step turns over.
+    cache_key = (title_id, fmt, entry.loaded_at, tuple(ranked), token)
+    body = state.rendered.get(cache_key)
+    if body is None:
+        body = _render(fmt, media, ranked, keys, sign, state.settings.content_steering_uri).encode()
+        if len(state.rendered) >= MAX_RENDERED:
+            state.rendered.clear()
+        state.rendered[cache_key] = body
+    return web.Response(body=body, content_type=_TYPES[fmt], charset="utf-8", headers=_HEADERS)
+
+
+def _render(fmt: str, media: TitleMedia, ranked: list[Candidate], keys: list[str], sign, steering_uri) -> str:
+    steering = SteeringServer(steering_uri, ranked[0].appliance_id) if steering_uri else None
     if fmt == "dash":
-        text = render_dash(media, locations(ranked, keys, sign), steering)
-    else:
-        text = render_hls_master(media, locations(ranked, keys, sign, playlist_base="hls/"), steering)
-    return web.Response(text=text, content_type=_TYPES[fmt], headers=_HEADERS)
+        return render_dash(media, locations(ranked, keys, sign), steering)
+    return render_hls_master(media, locations(ranked, keys, sign, playlist_base="hls/"), steering)
 
 
 async def media_playlist(request: web.Request) -> web.Response:
