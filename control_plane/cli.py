@@ -9,6 +9,7 @@
     oca-control appliance register isp1-a --kind embedded --site fra-isp1 --region eu-central --country DE \
         --asn 64500 --base-url http://10.0.0.5:8080 --ssd 2TB --hdd 10TB --link 10000000000
     oca-control token create steering --role service
+    oca-control ingest t1 master.mov [--name "Big Buck Bunny"] [--server URL --token-file FILE]
     oca-control status
 
 Operator commands act on the database directly (the same validation as the API); every command
@@ -23,7 +24,7 @@ import os
 import sys
 from pathlib import Path
 
-from control_plane import cli_catalog, cli_fleet, credentials, logs
+from control_plane import cli_catalog, cli_fleet, cli_ingest, credentials, logs
 from control_plane.cli_support import EXIT_REFUSED, Refused, db_options, emit, select_config, with_db
 from control_plane.config import defaults, load_config, parse_listen
 from control_plane.db import migrate
@@ -105,6 +106,7 @@ def parser() -> argparse.ArgumentParser:
     d.set_defaults(fn=cmd_db)
     cli_catalog.add_parsers(sub)
     cli_fleet.add_parsers(sub)
+    cli_ingest.add_parsers(sub)
     return p
 
 

@@ -98,6 +98,17 @@ def parse_ingest_section(s: Section, data_dir: Path) -> IngestSettings:
     return out
 
 
+def default_settings(database_url: str) -> IngestSettings:
+    """Without an ``[ingest]`` section: ``content/`` and ``ingest-work/`` next to the SQLite database
+    (the working directory for PostgreSQL)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(database_url)
+    sqlite = url.get_backend_name() == "sqlite" and url.database
+    base = Path(url.database).resolve().parent if sqlite else Path.cwd()
+    return IngestSettings(output_dir=base / "content", work_dir=base / "ingest-work")
+
+
 @dataclass(frozen=True)
 class IngestRequest:
     title_id: str

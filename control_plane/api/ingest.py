@@ -12,17 +12,14 @@ Settings: ``ctx.config.ingest`` when the config has an ``[ingest]`` section, els
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from aiohttp import web
-from sqlalchemy.engine import make_url
 
 from control_plane.api.auth import require_operator
 from control_plane.api.bodies import json_response, read_json
 from control_plane.api.openapi_doc import op, path_param
 from control_plane.context import CONTEXT, Context
 from control_plane.errors import ApiError, not_found
-from control_plane.ingest_jobs import IngestSettings, JobManager, parse_request
+from control_plane.ingest_jobs import IngestSettings, JobManager, default_settings, parse_request
 from control_plane.validation import check_identifier
 
 MANAGER = web.AppKey("oca_ingest_manager", JobManager)
@@ -31,11 +28,7 @@ _OBJ = {"type": "object"}
 
 def settings_for(ctx: Context) -> IngestSettings:
     configured = getattr(ctx.config, "ingest", None) or ctx.extras.get("ingest_settings")
-    if configured is not None:
-        return configured
-    url = make_url(ctx.config.database.url)
-    base = Path(url.database).resolve().parent if url.get_backend_name() == "sqlite" and url.database else Path.cwd()
-    return IngestSettings(output_dir=base / "content", work_dir=base / "ingest-work")
+    return configured or default_settings(ctx.config.database.url)
 
 
 def manager(request: web.Request) -> JobManager:
