@@ -21,6 +21,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass, field
+from urllib.parse import urlencode
 
 import aiohttp
 from aiohttp import web
@@ -64,7 +65,9 @@ class PlaybackSettings:
     url_ttl: float = 6 * 3600.0  # signed URL lifetime: covers a long film plus pauses
     bind_client_prefix: bool = False  # put the client's /24 (IPv4) or /48 (IPv6) in the token
     steering_url: str | None = None  # e.g. http://127.0.0.1:8100 (oca-steering); None: rank in-process
-    content_steering_uri: str | None = None  # DASH <ContentSteering> / HLS #EXT-X-CONTENT-STEERING server
+    # Base URL of the steering service's content-steering endpoints (oca-steering: /api/v1/content-steering/
+    # {dash,hls}); when set, manifests carry <ContentSteering> / #EXT-X-CONTENT-STEERING pointing there.
+    content_steering_url: str | None = None
     cache_ttl: float = 2.0
     max_locations: int = 3
 
@@ -238,11 +241,20 @@ async def manifest(request: web.Request) -> web.Response:
     cache_key = (title_id, fmt, entry.loaded_at, tuple(ranked), token)
     body = state.rendered.get(cache_key)
     if body is None:
-        body = _render(fmt, media, ranked, keys, sign, state.settings.content_steering_uri).encode()
+        body = _render(fmt, media, ranked, keys, sign, _steering_uri(state.settings, fmt, title_id, ranked)).encode()
         if len(state.rendered) >= MAX_RENDERED:
             state.rendered.clear()
         state.rendered[cache_key] = body
     return web.Response(body=body, content_type=_TYPES[fmt], charset="utf-8", headers=_HEADERS)
+
+
+def _steering_uri(settings: PlaybackSettings, fmt: str, title_id: str, ranked: list[Candidate]) -> str | None:
+    """The content-steering server URL for this manifest: the steering service orders exactly the
+    pathways (appliance ids) the manifest offers (docs/steering.md)."""
+    if not settings.content_steering_url:
+        return None
+    query = urlencode({"title": title_id, "pathways": ",".join(c.appliance_id for c in ranked)})
+    return f"{settings.content_steering_url.rstrip('/')}/api/v1/content-steering/{fmt}?{query}"
 
 
 def _render(fmt: str, media: TitleMedia, ranked: list[Candidate], keys: list[str], sign, steering_uri) -> str:
