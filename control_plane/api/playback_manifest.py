@@ -51,6 +51,7 @@ from control_plane.manifests import (
 from control_plane.packaging import layout_from_dict
 from control_plane.playback import Candidate, locations, rank_locally
 from control_plane.validation import check_identifier
+from oca.config import Section
 from oca.tokens import sign_query
 
 log = logging.getLogger("oca.control.playback")
@@ -92,6 +93,23 @@ class PlaybackState:
 
 
 STATE = web.AppKey("oca_playback_state", PlaybackState)
+
+
+def parse_playback_section(s: Section) -> PlaybackSettings:
+    """``[playback]`` of oca-control.toml (docs/examples/oca-control.toml documents each key)."""
+    d = PlaybackSettings()
+    out = PlaybackSettings(
+        url_ttl=s.duration("url_ttl", d.url_ttl), bind_client_prefix=s.bool("bind_client_prefix", False),
+        steering_url=s.str("steering_url", None), content_steering_url=s.str("content_steering_url", None),
+        cache_ttl=s.duration("cache_ttl", d.cache_ttl), max_locations=s.int("max_locations", 3, min=1, max=16))
+    for name in ("steering_url", "content_steering_url"):
+        value = getattr(out, name)
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise s.error(name, f"expected an http(s) base URL, got {value!r}")
+    if out.url_ttl < 60:
+        raise s.error("url_ttl", "must be at least 60s (players need time to fetch the whole title)")
+    s.done()
+    return out
 
 
 def settings_for(ctx: Context) -> PlaybackSettings:
