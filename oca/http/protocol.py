@@ -42,6 +42,10 @@ _CLIENT_GONE = frozenset({errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN, errno.E
 _REJECT = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nRetry-After: 1\r\n"
            b"Connection: close\r\n\r\n")
 _NO_HEADERS: dict[bytes, bytes] = {}
+# Coalesce a head with the body that follows (MSG_MORE) only for small bodies: measured here, it
+# saves ~10% CPU on 1 KiB ranges but costs ~40% on 64 KiB ones (the corked segment changes how the
+# kernel cuts the large send).
+MORE_MAX = 16 * 1024
 
 
 @dataclass
@@ -303,11 +307,11 @@ class EdgeProtocol(asyncio.Protocol):
         if not segs:
             self.transport.write(reply.head)
         elif type(segs[0]) is bytes:
-            self._write_more(reply.head + segs[0])
+            self._write_more(reply.head + segs[0], segs[1][1])
             self.sent = len(segs[0])
             self.seg_i = 1
         else:
-            self._write_more(reply.head)
+            self._write_more(reply.head, segs[0][1])
         if segs and self._pump():
             return False
         self._complete()
@@ -329,7 +333,7 @@ class EdgeProtocol(asyncio.Protocol):
             seg = segs[self.seg_i]
             if type(seg) is bytes:
                 if self.seg_i + 1 < len(segs):
-                    self._write_more(seg)
+                    self._write_more(seg, segs[self.seg_i + 1][1])
                 else:
                     t.write(seg)
                 self.sent += len(seg)
@@ -359,13 +363,13 @@ class EdgeProtocol(asyncio.Protocol):
                 self.seg_done = 0
         return False
 
-    def _write_more(self, data: bytes) -> None:
-        """Write bytes that file bytes will follow, with MSG_MORE so the kernel puts them in the
-        same TCP segment as the start of the sendfile (a head and a small range: one segment, not
-        two). Only when the transport holds nothing, to keep the order; what the socket does not
-        take goes through the transport, and `_pump` then waits for it to drain."""
+    def _write_more(self, data: bytes, following: int) -> None:
+        """Write bytes that `following` file bytes will follow. For a small body, with MSG_MORE so
+        the kernel puts them in the same TCP segment as the sendfile (a head and a small range: one
+        segment, not two) — only when the transport holds nothing, to keep the order; what the
+        socket does not take goes through the transport, and `_pump` then waits for it to drain."""
         t = self.transport
-        if t.get_write_buffer_size():
+        if following > MORE_MAX or t.get_write_buffer_size():
             t.write(data)
             return
         if self.wsock is None:
