@@ -12,10 +12,13 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from tests.integration.control_plane.pgcluster import PgCluster
 
 REPO = Path(__file__).resolve().parents[3]
 SYSTEMD_DIR = REPO / "systemd"
@@ -26,6 +29,7 @@ VENV_BIN = Path(sys.executable).parent
 # every role; `--tags bird` renders the BIRD configuration of every appliance.
 APPLY_HOSTS = ("cp1.example.net", "isp1-a")
 APPLIANCES = ("ixp-fra-1", "isp1-a", "isp2-a")
+CP = "cp1.example.net"
 
 _RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
@@ -96,7 +100,6 @@ def local_apply_vars(prefix_root: Path, wheel: Path) -> list[str]:
         "oca_cli": str(VENV_BIN / "oca"),
         "oca_control_cli": str(VENV_BIN / "oca-control"),
         "oca_steering_cli": str(VENV_BIN / "oca-steering"),
-        "oca_control_db_backend": "sqlite",
     }
     return ["-e", json.dumps(extra)]
 
@@ -128,23 +131,41 @@ class LocalApply:
     root: Path
     first: PlaybookRun
     second: PlaybookRun
+    postgres: PgCluster
 
     def prefix(self, host: str) -> Path:
         return self.root / host
 
 
 @pytest.fixture(scope="session")
-def local_apply(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> LocalApply:
+def postgres() -> Iterator[PgCluster]:
+    """A throwaway PostgreSQL cluster on a unix socket (tests/integration/control_plane/pgcluster.py)."""
+    cluster = PgCluster()
+    cluster.start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def local_apply(tmp_path_factory: pytest.TempPathFactory, wheel: Path, postgres: PgCluster) -> LocalApply:
     """The playbooks site.yml imports, applied twice on localhost, each host under its own prefix.
 
     control_plane.yml and appliance.yml run side by side (site.yml runs them one after the other)
-    so the two hosts' applies share the test's wall time.
+    so the two hosts' applies share the test's wall time. The control plane's database is a real
+    PostgreSQL: the role creates its role and database there (logging in as the cluster's superuser
+    over its socket instead of peer-authenticated `postgres`) and migrates it.
     """
     require("ansible-playbook", "bird")
     root = tmp_path_factory.mktemp("apply")
-    args = [*local_apply_vars(root, wheel), "--limit", ",".join(APPLY_HOSTS)]
+    extra = json.loads(local_apply_vars(root, wheel)[1])
+    extra.update(oca_control_db_backend="postgresql", oca_control_manage_db=True,
+                 oca_control_db_host=str(postgres.sockdir), oca_control_db_port=postgres.port,
+                 oca_control_pg_login_user=postgres.role, oca_control_pg_login_unix_socket=str(postgres.sockdir))
+    args = ["-e", json.dumps(extra), "--limit", ",".join(APPLY_HOSTS)]
     first = run_playbooks(("control_plane.yml", "appliance.yml"), *args)
     assert first.returncode == 0, first.output[-6000:]
     second = run_playbooks(("control_plane.yml", "appliance.yml"), *args)
     assert second.returncode == 0, second.output[-6000:]
-    return LocalApply(root, first, second)
+    return LocalApply(root, first, second, postgres)

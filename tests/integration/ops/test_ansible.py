@@ -11,7 +11,6 @@ import filecmp
 import stat
 import subprocess
 import tomllib
-from pathlib import Path
 
 import pytest
 
@@ -110,14 +109,19 @@ def test_secrets_are_not_world_readable(local_apply: LocalApply) -> None:
 def test_control_plane_and_steering_configs_parse(local_apply: LocalApply) -> None:
     etc = local_apply.prefix(CP) / "etc/oca"
     control = load_control_config(etc / "oca-control.toml")
-    assert control.database.url.startswith("sqlite:///")
+    assert control.database.url.startswith("postgresql://oca_control:")
     assert control.signing.key_id == "2026-11a"
     assert len(control.auth.operator_token_files) == 2
     steering = load_steering_config(etc / "oca-steering.toml")
     assert steering.snapshot.url.endswith("/api/v1/fleet/snapshot")
     assert steering.snapshot.token == (etc / "steering.token").read_text().strip()
-    # `oca-control db upgrade` ran against the SQLite file the config names.
-    assert Path(control.database.url.split(":///", 1)[1]).is_file()
+
+def test_control_plane_database_created_and_migrated(local_apply: LocalApply) -> None:
+    pg = local_apply.postgres
+    assert pg.psql("SELECT rolsuper FROM pg_roles WHERE rolname = 'oca_control'").strip() == "f"
+    assert pg.psql("SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'oca'").strip() == "oca_control"
+    # `oca-control db upgrade` ran over the rendered URL, as oca_control with the vault's password.
+    assert int(pg.psql("SELECT count(*) FROM pg_tables WHERE tableowner = 'oca_control'", dbname="oca")) > 0
 
 
 def test_units_installed_verbatim(local_apply: LocalApply) -> None:
