@@ -9,6 +9,7 @@ appliances that hold every file of the title (origins hold everything); ties by 
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -28,20 +29,32 @@ class Candidate:
     reason: str
 
 
-def _covers(prefixes: dict, ip: str | None) -> str | None:
-    if ip is None:
-        return None
+@functools.lru_cache(maxsize=65536)
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    """Parsed once: the same reported prefixes are matched on every manifest request."""
     try:
-        addr = ipaddress.ip_address(ip)
+        return ipaddress.ip_network(text, strict=False)
     except ValueError:
+        return None
+
+
+@functools.lru_cache(maxsize=65536)
+def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    try:
+        return ipaddress.ip_address(ip)
+    except ValueError:
+        return None
+
+
+def _covers(prefixes: dict, ip: str | None) -> str | None:
+    addr = _address(ip) if ip is not None else None
+    if addr is None:
         return None
     family = "ipv4" if addr.version == 4 else "ipv6"
     for text in prefixes.get(family, ()):
-        try:
-            if addr in ipaddress.ip_network(text, strict=False):
-                return text
-        except ValueError:
-            continue
+        net = _network(text)
+        if net is not None and addr in net:
+            return text
     return None
 
 
