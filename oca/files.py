@@ -229,6 +229,13 @@ class FdCache:
         """An open descriptor for `f` (raises FileChanged/OSError when the file is not as indexed)."""
         of = self._open.get(f.key)
         if of is not None and of.path == f.path:
+            if f.tier == "root":
+                # A plain directory can be edited in place (the store never does: it renames new
+                # versions in), so a cached descriptor is checked against the index every time.
+                st = os.fstat(of.fd)
+                if st.st_size != f.size or st.st_mtime_ns != f.mtime_ns:
+                    self.invalidate(f.key)
+                    raise FileChanged(f"{f.path}: modified since it was indexed")
             self._open.move_to_end(f.key)
         else:
             if of is not None:

@@ -31,7 +31,7 @@ from time import monotonic
 import httptools
 
 from oca.accesslog import AccessLog
-from oca.files import FdCache, OpenFile
+from oca.files import FdCache, FileChanged, OpenFile, ServedFile
 from oca.http.handler import Context, Reply, Request, handle
 from oca.http.response import Clock, log_field, simple
 from oca.metrics import WorkerMetrics
@@ -293,11 +293,12 @@ class EdgeProtocol(asyncio.Protocol):
         if reply.segments:
             try:
                 of = s.fds.acquire(reply.file)
-            except OSError:
-                of = self._open(reply, req)   # counts and quarantines
+            except OSError as e:
+                self._open_failed(reply.file, e)
+                of = None
             if of is None:
-                reply = handle(req, s.ctx)   # the file is out of service now: a miss
-                of = self._open(reply, req) if reply.segments else None
+                reply = handle(req, s.ctx)   # out of service (or re-indexed): answer again
+                of = self._open(reply) if reply.segments else None
                 if reply.segments and of is None:
                     reply = Reply(503, simple(503, s.clock, close=True), close=True, note="disk_fault")
             self.cur_file = of
@@ -317,13 +318,18 @@ class EdgeProtocol(asyncio.Protocol):
         self._complete()
         return not reply.close
 
-    def _open(self, reply: Reply, req: Request) -> OpenFile | None:
-        f = reply.file
+    def _open(self, reply: Reply) -> OpenFile | None:
         try:
-            return self.s.fds.acquire(f)
+            return self.s.fds.acquire(reply.file)
         except OSError as e:
-            self._disk_fault(f, f"open failed: {e.strerror or e}", sendfile=False)
+            self._open_failed(reply.file, e)
             return None
+
+    def _open_failed(self, f: ServedFile, e: OSError) -> None:
+        if f.tier == "root" and isinstance(e, FileChanged):
+            self.s.ctx.view.quarantine(f, str(e))  # `--root`: an edited file is indexed again, not a fault
+        else:
+            self._disk_fault(f, f"open failed: {e.strerror or e}", sendfile=False)
 
     def _pump(self) -> bool:
         """Send body segments; True if it has to wait for the socket (it comes back by itself)."""

@@ -267,6 +267,28 @@ def test_root_mode(tmp_path: Path) -> None:
         assert edge.stop(signal.SIGINT) == 0
 
 
+def test_root_mode_sighup_reindexes(tmp_path: Path) -> None:
+    (tmp_path / "old.bin").write_bytes(b"old")
+    edge = Edge.start(["--root", str(tmp_path), "--listen", "127.0.0.1:0", "--workers", "2"], tmp_path)
+    try:
+        assert fetch(edge, "/new.bin").status == 404
+        (tmp_path / "new.bin").write_bytes(b"new")
+        edge.send(signal.SIGHUP)
+        wait_for(lambda: all(fetch(edge, "/new.bin").status == 200 for _ in range(8)), what="re-indexed")
+        with edge.connect() as s:   # a file edited in place gets a new ETag instead of stale bytes
+            reader = Reader(s)
+            s.sendall(request("/old.bin"))
+            first = reader.read()
+            (tmp_path / "old.bin").write_bytes(b"edited!")
+            os.utime(tmp_path / "old.bin", ns=(1, 1))
+            s.sendall(request("/old.bin"))
+            second = reader.read()
+        assert first.body == b"old" and second.body == b"edited!"
+        assert first.header("etag") != second.header("etag")
+    finally:
+        assert edge.stop() == 0
+
+
 def test_root_mode_sigterm_clean_exit(tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(b"abc")
     edge = Edge.start(["--root", str(tmp_path), "--listen", "127.0.0.1:0", "--workers", "1"], tmp_path)
