@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import json
 import logging
@@ -253,6 +254,17 @@ class Worker:
             drained.set()
 
 
+def _die_with_parent() -> None:
+    """Ask Linux for SIGTERM (a normal drain) if the supervisor dies, so no orphan keeps the port."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the supervisor was already gone before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _record_hits(source: IndexSource, hits: dict[str, int]) -> None:
     try:
         source.record_hits(hits)
@@ -269,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = ServeSpec.from_json(Path(args.spec).read_text()) if not args.spec.startswith("{") \
         else ServeSpec.from_json(args.spec)
     setup_json_logging(spec.log_level, worker=args.slot)
+    _die_with_parent()
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:  # every connection is a descriptor (plus the cached files): take what we may

@@ -327,3 +327,14 @@ def test_token_sign_cli(tmp_path: Path) -> None:
         assert fetch(edge, url).body == DATA
     finally:
         edge.stop()
+
+
+def test_workers_exit_when_the_supervisor_is_killed(tmp_path: Path) -> None:
+    (tmp_path / "f.bin").write_bytes(b"abc")
+    edge = Edge.start(["--root", str(tmp_path), "--listen", "127.0.0.1:0", "--workers", "2"], tmp_path)
+    edge.proc.kill()
+    edge.proc.wait()
+    edge.proc.stdout.close()
+    for pid in edge.pids:
+        wait_for(lambda pid=pid: not Path(f"/proc/{pid}").exists() or
+                 Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z", what=f"worker {pid} gone")
