@@ -110,3 +110,24 @@ async def test_cancel_kills_ffmpeg_and_cleans_up(tmp_path):
         await task
     assert not (tmp_path / "work" / "jc").exists()
     assert not list((tmp_path / "out").glob("tc/*.mp4"))
+
+
+async def test_fetches_an_http_master(tmp_path):
+    from aiohttp import web
+
+    master = make_master(tmp_path / "m.mp4", seconds=3, size="320x240", audio=False)
+    app = web.Application()
+    app.router.add_static("/masters", tmp_path)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    base = f"http://127.0.0.1:{runner.addresses[0][1]}/masters"
+    try:
+        rec = Recorder()
+        results = await pipeline(tmp_path).run("jh", "th", f"{base}/{master.name}", rec.stage, rec.update)
+        assert results and all(r.state == "ready" for r in results)
+        with pytest.raises(IngestError, match="HTTP 404"):
+            await pipeline(tmp_path).run("jx", "th", f"{base}/missing.mp4", rec.stage, rec.update)
+    finally:
+        await runner.cleanup()
