@@ -24,7 +24,6 @@ import errno
 import logging
 import os
 import socket
-from collections import deque
 from dataclasses import dataclass, field
 from time import monotonic
 
@@ -92,7 +91,7 @@ class EdgeProtocol(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.fd = self.wfd = -1
         self.client = "-"
-        self.queue: deque = deque()
+        self.queue: list = []  # pipelined requests; a list: an idle connection costs 56 bytes, not 600
         self.closed = self.broken = self.reading_paused = self.awaiting_drain = self.in_head = False
         self.writer_on = False
         self.wsock: socket.socket | None = None
@@ -233,6 +232,7 @@ class EdgeProtocol(asyncio.Protocol):
         p = self.parser
         self.queue.append(Request(p.get_method(), self._url, self._headers, p.get_http_version(),
                                   p.should_keep_alive(), self.client, monotonic(), self._hosts))
+        self._headers = self._url = None  # the Request owns them; an idle connection keeps nothing
 
     def on_body(self, body: bytes) -> None:
         # GET and HEAD bodies have no meaning here (RFC 9110 §9.3.1); the parser skips them.
@@ -249,7 +249,7 @@ class EdgeProtocol(asyncio.Protocol):
     # -- answering --------------------------------------------------------------------------------
     def _run_queue(self) -> None:
         while self.queue and self.current is None and not self.closed:
-            item = self.queue.popleft()
+            item = self.queue.pop(0)  # short: reading pauses past limits.max_pipelined
             if type(item) is _Fatal:
                 self._answer_fatal(item)
                 return
