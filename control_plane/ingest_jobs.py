@@ -84,11 +84,14 @@ class IngestSettings:
     progress_interval: float = 1.0
 
 
-def parse_ingest_section(s: Section, data_dir: Path) -> IngestSettings:
-    """``[ingest]`` of oca-control.toml (see docs/examples/oca-control.toml)."""
-    out = s.path("output_dir", str(data_dir / "content"))
+def parse_ingest_section(s: Section, database_url: str) -> IngestSettings:
+    """``[ingest]`` of oca-control.toml (keys in docs/ingest-and-playback.md); absent keys take
+    `default_settings(database_url)`."""
+    d = default_settings(database_url)
+    out = Path(s.path("output_dir", str(d.output_dir)))
+    work_default = out.with_name("ingest-work") if s.has("output_dir") else d.work_dir
     out = IngestSettings(
-        output_dir=Path(out), work_dir=Path(s.path("work_dir", str(Path(out).with_name("ingest-work")))),
+        output_dir=out, work_dir=Path(s.path("work_dir", str(work_default))),
         max_jobs=s.int("max_jobs", 1, min=1, max=64), max_ffmpeg=s.int("max_ffmpeg", 2, min=1, max=256),
         segment_s=s.float("segment_s", 2.0, min=1.0, max=10.0), preset=s.choice(
             "preset", ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"), "veryfast"),

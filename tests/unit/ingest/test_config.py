@@ -10,10 +10,11 @@ from oca.config import ConfigError, Section
 
 
 def test_ingest_defaults_and_values(tmp_path):
-    s = parse_ingest_section(Section({}, str(tmp_path / "c.toml"), "ingest"), tmp_path)
-    assert s.output_dir == tmp_path / "content" and s.work_dir == tmp_path / "ingest-work"
+    db = f"sqlite:///{tmp_path / 'control.db'}"
+    s = parse_ingest_section(Section({}, str(tmp_path / "c.toml"), "ingest"), db)
+    assert s.output_dir == tmp_path.resolve() / "content" and s.work_dir == tmp_path.resolve() / "ingest-work"
     s = parse_ingest_section(Section({"output_dir": "out", "max_ffmpeg": 4, "segment_s": 4, "preset": "fast",
-                                      "progress_interval": "250ms"}, str(tmp_path / "c.toml"), "ingest"), tmp_path)
+                                      "progress_interval": "250ms"}, str(tmp_path / "c.toml"), "ingest"), db)
     assert s.output_dir == tmp_path / "out" and s.max_ffmpeg == 4 and s.segment_s == 4.0
     assert s.preset == "fast" and s.progress_interval == 0.25 and s.work_dir == tmp_path / "ingest-work"
 
@@ -22,7 +23,7 @@ def test_ingest_defaults_and_values(tmp_path):
                                            ({"segment_s": 30}, "ingest.segment_s"), ({"typo": 1}, "ingest.typo")])
 def test_ingest_errors_name_the_key(tmp_path, data, key):
     with pytest.raises(ConfigError) as err:
-        parse_ingest_section(Section(data, "c.toml", "ingest"), tmp_path)
+        parse_ingest_section(Section(data, "c.toml", "ingest"), f"sqlite:///{tmp_path / 'control.db'}")
     assert err.value.key == key and err.value.file == "c.toml"
 
 
