@@ -152,6 +152,15 @@ def test_pipelining_answers_in_order(edge: Edge) -> None:
     assert got[0].body == SMALL[0:10] and got[1].body == VIDEO and got[3].body == SMALL[10:20]
 
 
+def test_deep_pipelining_pauses_reading_and_keeps_order(edge: Edge) -> None:
+    """More than limits.max_pipelined (32) requests at once: reading pauses, nothing is lost."""
+    n = 120
+    with edge.connect() as s:
+        s.sendall(b"".join(request("/t1/small.bin", headers={"Range": f"bytes={i}-{i}"}) for i in range(n)))
+        reader = Reader(s)
+        assert [reader.read().body for _ in range(n)] == [SMALL[i:i + 1] for i in range(n)]
+
+
 def test_pipelining_in_tiny_pieces(edge: Edge) -> None:
     data = request("/t1/small.bin", headers={"Range": "bytes=0-3"}) * 3
     with edge.connect() as s:

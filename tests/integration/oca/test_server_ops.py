@@ -100,6 +100,23 @@ def test_max_connections_per_worker(tmp_path: Path) -> None:
         edge.stop()
 
 
+def test_send_timeout_closes_a_client_that_stops_reading(tmp_path: Path) -> None:
+    big = os.urandom(16_000_000)
+    config = make_store(tmp_path, {"t1/big.mp4": big}, extra='[limits]\nsend_timeout = "500ms"\n')
+    edge = Edge.start(["--config", str(config)], tmp_path)
+    try:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        s.connect((edge.host, edge.port))
+        s.sendall(request("/t1/big.mp4"))          # ... and never read
+        wait_for(lambda: edge.metric('oca_timeouts_total{kind="send"}') >= 1, what="send timeout")
+        wait_for(lambda: edge.metric("oca_active_connections") == 0, what="connection closed")
+        s.close()
+        assert fetch(edge, "/t1/big.mp4", headers={"Range": "bytes=0-9"}).body == big[:10]
+    finally:
+        edge.stop()
+
+
 # -- disk fault -----------------------------------------------------------------------------------
 def test_disk_fault_closes_quarantines_counts(tmp_path: Path) -> None:
     from oca.config import load_oca_config
