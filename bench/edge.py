@@ -278,7 +278,11 @@ def _run(args: argparse.Namespace, work: Path, server_cpu: int, client_cpu: int)
     scripts = lua_scripts(work, content)
     nginx = Nginx(work / "nginx", nginx_root, "127.0.0.1", _free_port(), cpu=server_cpu, access_log=True)
     nginx.start()
-    ours = Ours(config, server_cpu)
+    try:
+        ours = Ours(config, server_cpu)
+    except BaseException:
+        nginx.stop()
+        raise
     servers = {"nginx": (nginx, "127.0.0.1", nginx.port), "oca": (ours, ours.host, ours.port)}
     results: dict[str, dict[str, list[dict]]] = {s: {} for s in servers}
     try:
