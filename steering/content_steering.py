@@ -9,8 +9,10 @@ and it sends ``_DASH_pathway="A"`` with literal quotes (../shared/PLAYER_NOTES.m
 
 A pathway ID is an appliance id: the control plane names each BaseURL / variant after the appliance it
 points at. The manifest's steering URL may carry ``pathways=a,b,c`` (the appliances the manifest offers);
-the answer then orders exactly those, the ones steering would not choose now (stale, unhealthy, not
-holding the content) last, so the player moves off them but can still fall back.
+the answer then orders those of them steering would choose now and leaves out the rest (stale,
+unhealthy, not holding the content). Listing a dead appliance even last made dash.js stall after its
+edge was killed (tests/integration/steering/test_players_steering.py); players treat a pathway missing
+from the list as not to be used, and steering lists it again once the snapshot says it is back.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def pathway_priority(ranked: list[Ranked], offered: tuple[str, ...] | None, play
                      min_throughput_bps: int = 0) -> list[str]:
     """Order the pathways. `ranked` is the full ranking (no limit) for this client and content.
 
-    - With `offered`, only those pathways appear; offered ones the ranking does not contain go last.
+    - With `offered`, only those pathways appear, and only the ones the ranking contains.
     - Stickiness: the player's current pathway moves to the front when it ranks in the same tier as the
       first candidate and is not overloaded, so an equal alternative does not make it switch (each
       switch costs a new connection and a cold range read).
@@ -83,8 +85,6 @@ def pathway_priority(ranked: list[Ranked], offered: tuple[str, ...] | None, play
         elif not current.overloaded and current.tier == usable[0].tier and not usable[0].overloaded:
             order.remove(current.appliance.id)
             order.insert(0, current.appliance.id)
-    if offered is not None:
-        order += [p for p in offered if p not in order]
     return order
 
 

@@ -177,7 +177,7 @@ async def test_content_steering_manifests(steering):
     # The client is 127.0.0.1: no prefix, no GeoIP record → only the origin can be ranked now.
     assert body == {"VERSION": 1, "TTL": 10, "RELOAD-URI":
                     "/api/v1/content-steering/hls?title=t1&pathways=origin%2Cisp1-b%2Cisp1-a",
-                    "PATHWAY-PRIORITY": ["origin", "isp1-b", "isp1-a"]}
+                    "PATHWAY-PRIORITY": ["origin"]}
     status, body, _ = await steering.get("/api/v1/content-steering/dash", key="t1/a.mp4",
                                          _DASH_pathway='"origin"', _DASH_throughput="5000000")
     assert status == 200 and body["PATHWAY-PRIORITY"] == body["SERVICE-LOCATION-PRIORITY"] == ["origin"]

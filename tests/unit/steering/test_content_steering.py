@@ -69,10 +69,11 @@ def test_slow_current_pathway_moves_behind_the_next_usable_one():
     assert cs.pathway_priority(r, None, fast, min_throughput_bps=2_000_000) == [first, second, third]
 
 
-def test_offered_pathways_restrict_the_answer_and_unusable_ones_go_last():
+def test_offered_pathways_restrict_the_answer_and_unusable_ones_are_left_out():
     r = ranking(appliance("e", v4=P, keys=KEYS), appliance("x", "ixp", asn=None, keys=KEYS),
-                appliance("dead", v4=P, keys=KEYS, healthy=False))
-    assert cs.pathway_priority(r, ("dead", "x", "gone"), cs.PlayerState("dead", None)) == ["x", "dead", "gone"]
+                appliance("dead", v4=P, keys=KEYS, healthy=False), appliance("busy", v4=P, keys=KEYS, load=0.9))
+    assert cs.pathway_priority(r, ("dead", "busy", "x", "gone"), cs.PlayerState("dead", None)) == ["x", "busy"]
+    assert cs.pathway_priority(r, ("dead", "gone"), cs.PlayerState(None, None)) == []
 
 
 def test_manifests():
