@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 
+from oca.index import Entry
 from oca.store import MARKER, Store, StoreError, TierFull, VerifyFailed
 from tests.storekit import open_store, random_file, sha256_of, store_config, visible_files
 
@@ -203,9 +204,10 @@ def test_hits_are_counted_in_batches(store, tmp_path):
 
 def test_the_map_grows_when_full(tmp_path):
     config = store_config(tmp_path, map_size="1MiB", ssd=(), hdd=("1GB",))
-    random_file(tmp_path / "src", 1)
     with Store.open(config) as s:
-        for n in range(3000):
-            s.add_file(f"t/{n:05d}/" + "x" * 200, tmp_path / "src")
+        for n in range(3000):   # ~3 MB of entries and journal through a 1 MiB map, one transaction each
+            entry = Entry(f"t/{n:05d}/" + "x" * 200, "hdd", "hdd/0", f"data/00/{n}", 1, "0" * 64, '"0"', 0)
+            s.index.write(lambda txn, e=entry: s.index.put(e, txn))
         assert s.index.map_size() > 1024 * 1024
         assert sum(1 for _ in s.entries()) == 3000
+        assert s.tier_used("hdd") == 3000
