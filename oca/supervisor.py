@@ -211,6 +211,10 @@ class Supervisor:
         self.reload_requested += 1
         log.info("SIGHUP: reloading %d workers", len(self.handles))
         self._signal_workers(signal.SIGHUP)
+        try:  # and look at the disks now rather than at the next periodic check
+            self.disks = await asyncio.get_running_loop().run_in_executor(None, self.disk_probe.check)
+        except Exception:
+            log.exception("disk check failed")
 
     def _signal_workers(self, sig: int) -> None:
         for h in self.handles.values():

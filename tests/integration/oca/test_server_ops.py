@@ -143,6 +143,22 @@ def test_disk_fault_closes_quarantines_counts(tmp_path: Path) -> None:
         edge.stop()
 
 
+def test_not_ready_without_a_usable_disk(tmp_path: Path) -> None:
+    config = make_store(tmp_path, {"t1/a.mp4": DATA})
+    edge = Edge.start(["--config", str(config)], tmp_path)
+    try:
+        assert edge.admin_get("/readyz")[0] == 200
+        for disk in ("ssd", "hdd"):
+            (tmp_path / disk / ".oca-disk").unlink()      # as if unmounted
+        edge.send(signal.SIGHUP)                           # probe now, not at the next 5 s check
+        wait_for(lambda: edge.admin_get("/readyz")[0] == 503, what="not ready")
+        assert "no usable disk" in edge.admin_get("/readyz")[1]
+        assert 'oca_disk_state{disk="ssd/0",state="failed"} 1.0' in edge.admin_get("/metrics")[1]
+        wait_for(lambda: fetch(edge, "/t1/a.mp4").status == 404, what="files on failed disks not served")
+    finally:
+        edge.stop()
+
+
 def test_index_changes_are_picked_up(tmp_path: Path) -> None:
     from oca.config import load_oca_config
     from oca.store import Store
