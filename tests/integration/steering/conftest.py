@@ -162,8 +162,6 @@ capacity = "20MB"
 
 [tokens]
 mode = "open"
-[cors]
-allowed_origins = []   # explicit: oca.config str_list rejects its own () default at the moment
 
 [reporter]
 appliance_id = "isp1-a"
