@@ -1,14 +1,15 @@
 """Real players (dash.js, hls.js, Shaka in headless Debian chromium) on content our pipeline made.
 
-Sample content: a 24 s testsrc2 + sine master, ingested by `control_plane.ingest.Pipeline` (per-title
-ladder, single-sidx fMP4 per rendition), served by real `oca serve --root` edges; manifests rendered
-by `control_plane.manifests`. One chromium runs every scenario:
-- play: ≥ 10 s with no error, time to first frame reported;
-- abr: throughput constrained with Chromium's network emulation (CDP) from 2 s to 7 s of playback:
-  the player must switch rendition at least once;
-- failover: two edges in failover order plus content steering (a stand-in steering answer that drops
-  dead edges, TTL 2 s); the first edge is SIGKILLed at 3 s; playback must reach 15 s with no error
-  and media must come from the second edge after the kill.
+Sample content: a 24 s testsrc2 + sine master, ingested through the control plane's ingest API
+(per-title ladder, single-sidx fMP4 per rendition), published into an appliance store served by
+real `oca serve --config` edges that require signed URLs. One chromium runs every scenario:
+- play and abr go through the whole path: manifest API (licence via GeoIP, ranking, signing) →
+  signed URLs → edge. play: ≥ 10 s with no error, time to first frame reported; abr: throughput
+  constrained with Chromium's network emulation (CDP) from 2 s to 7 s of playback, the player must
+  switch rendition at least once;
+- failover: manifests from `control_plane.manifests` listing two edges in failover order plus content
+  steering (a stand-in steering answer that drops dead edges, TTL 2 s); the first edge is SIGKILLed
+  at 3 s; playback must reach 15 s with no error and media must come from the second edge.
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def _run(root, media, edges, server, control_url, hooks):
         for kind in ("play", "abr", "failover"):
             name = f"{kind}-{p}"
             url = f"{server.url}/{fmt.format(name)}"
-            if kind == "play":  # through the control plane's manifest API
+            if kind in ("play", "abr"):  # through the control plane's manifest API
                 url = f"{control_url}/api/v1/playback/t1/manifest?format={'hls' if p == 'hlsjs' else 'dash'}"
             s = {"name": name, "player": p, "manifestUrl": url,
                  "playSeconds": PLAY_S + (5 if kind == "failover" else 0), "timeoutSeconds": 45}
