@@ -271,8 +271,14 @@ class JobManager:
         except (MasterRejected, IngestError, FfmpegFailed, PackagingError, OSError) as e:
             reason = getattr(e, "reason", None) or str(e)
             log.warning("ingest failed", extra={"fields": {"job": job_id, "title": job.title_id, "error": reason}})
-            async with self.engine.begin() as conn:
-                await self._set(conn, job_id, state="failed", stage="failed", error=reason[:2000])
+            await self._fail(job_id, reason)
+        except Exception as e:  # a bug must fail this job, not kill the worker that runs the next ones
+            log.exception("ingest crashed", extra={"fields": {"job": job_id, "title": job.title_id}})
+            await self._fail(job_id, f"internal error: {type(e).__name__}: {e}")
+
+    async def _fail(self, job_id: str, reason: str) -> None:
+        async with self.engine.begin() as conn:
+            await self._set(conn, job_id, state="failed", stage="failed", error=reason[:2000])
 
     async def _set(self, conn: AsyncConnection, job_id: str, **values) -> None:
         await conn.execute(update(ingest_jobs).where(ingest_jobs.c.id == job_id)
