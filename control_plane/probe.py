@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
+from control_plane.encoding import spawn  # the careful subprocess start (cancellation-safe)
+
 # Codecs ffprobe reports for single pictures: a "video" stream of one of these is not a video.
 _STILL_IMAGE_CODECS = frozenset({"mjpeg", "png", "bmp", "gif", "webp", "tiff", "jpeg2000"})
 # Subtitle codecs ffmpeg can turn into WebVTT (text-based ones; bitmap subtitles such as
@@ -132,8 +134,6 @@ def _language(s: dict[str, Any]) -> str:
 
 async def probe(path: str, ffprobe: str = "ffprobe") -> MasterInfo:
     """Run ffprobe on a local file (the shell around `parse_probe`)."""
-    from control_plane.encoding import spawn  # the encoder's careful subprocess start
-
     proc = await spawn([ffprobe, "-v", "error", "-print_format", "json", "-show_format", "-show_streams", path])
     try:
         out, err = await proc.communicate()
