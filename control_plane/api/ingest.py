@@ -12,6 +12,8 @@ Settings: ``ctx.config.ingest`` when the config has an ``[ingest]`` section, els
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from control_plane.api.auth import require_operator
@@ -19,8 +21,9 @@ from control_plane.api.bodies import json_response, read_json
 from control_plane.api.openapi_doc import op, path_param
 from control_plane.context import CONTEXT, Context
 from control_plane.errors import ApiError, not_found
-from control_plane.ingest_jobs import IngestSettings, JobManager, default_settings, parse_request
+from control_plane.ingest_jobs import IngestSettings, JobManager, default_settings, parse_ingest_section, parse_request
 from control_plane.validation import check_identifier
+from oca.config import Section
 
 MANAGER = web.AppKey("oca_ingest_manager", JobManager)
 _OBJ = {"type": "object"}
@@ -65,6 +68,14 @@ async def cancel(request: web.Request) -> web.Response:
     if not cancelled:
         raise ApiError(409, "job_finished", f"job {job_id} is already {state}")
     return json_response({"jobId": job_id, "state": state})
+
+
+def read_ingest_section(s: Section) -> IngestSettings:
+    """``[ingest]``: keys left out default to directories beside the config file."""
+    return parse_ingest_section(s, f"sqlite:///{Path(s.file).resolve().parent / 'control.db'}")
+
+
+CONFIG_SECTIONS = {"ingest": read_ingest_section}
 
 
 def register(app: web.Application) -> None:

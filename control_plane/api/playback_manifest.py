@@ -306,6 +306,9 @@ async def media_playlist(request: web.Request) -> web.Response:
     return web.Response(text=text, content_type=_TYPES["hls"], headers=_HEADERS)
 
 
+CONFIG_SECTIONS = {"playback": parse_playback_section}
+
+
 def register(app: web.Application) -> None:
     app.router.add_get("/api/v1/playback/{title_id}/manifest", manifest)
     app.router.add_get("/api/v1/playback/{title_id}/hls/{pathway}/{file}.m3u8", media_playlist)
