@@ -96,6 +96,11 @@ class Layout:
         return self.control_dir / "operator.token"
 
     @property
+    def player_assets(self) -> Path:
+        # The player libraries pinned in tests/e2e/package-lock.json (make run installs them with npm ci).
+        return Path(__file__).resolve().parent.parent / "tests" / "e2e" / "node_modules"
+
+    @property
     def geo_dir(self) -> Path:
         return self.root / "geo"
 
@@ -120,6 +125,7 @@ class Layout:
 [server]
 listen = "127.0.0.1:{self.control_port}"
 shutdown_timeout = "5s"
+access_log = false
 
 [database]
 url = "sqlite:///{self.control_dir / 'control.db'}"
@@ -140,8 +146,21 @@ flush_interval = "500ms"
 
 [fill]
 url_ttl = "24h"
+inputs_cache = "0s"
+
+[signing]
 key_ring = "{self.key_ring}"
-signing_key_id = "{SIGNING_KEY_ID}"
+key_id = "{SIGNING_KEY_ID}"
+
+[ingest]
+output_dir = "{self.origin_dir}"
+work_dir = "{self.root / 'ingest-work'}"
+
+[playback]
+steering_url = "{self.steering_url}"
+
+[player]
+assets_dir = "{self.player_assets}"
 """
 
     def steering_toml(self) -> str:

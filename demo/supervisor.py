@@ -47,25 +47,31 @@ class ProcessGroup:
     def say(self, name: str, line: str) -> None:
         print(f"{self.prefix(name)} {line}", file=self.out, flush=True)
 
-    async def start(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None,
-                    cwd: str | None = None) -> Child:
+    async def _spawn(self, name: str, argv: Sequence[str], env: dict[str, str] | None) -> Child:
         proc = await asyncio.create_subprocess_exec(
             *argv, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, stdin=asyncio.subprocess.DEVNULL,
-            env={**os.environ, **(env or {})}, cwd=cwd, start_new_session=True)
-        child = Child(name, argv, proc, asyncio.create_task(self._pump(name, proc)))
+            env={**os.environ, **(env or {})}, start_new_session=True)
+        return Child(name, argv, proc, asyncio.create_task(self._pump(name, proc)))
+
+    async def start(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None) -> Child:
+        """Start a long-running daemon, supervised under `name` (unique in the group)."""
+        if name in self.children:
+            raise ValueError(f"a daemon named {name!r} is already running")
+        child = await self._spawn(name, argv, env)
         self.children[name] = child
         return child
 
     async def run(self, name: str, argv: Sequence[str], *, env: dict[str, str] | None = None,
                   timeout: float = 1800) -> int:
-        """Run a command to completion with its output prefixed; returns its exit code."""
-        child = await self.start(name, argv, env=env)
+        """Run a command to completion with its output prefixed (not supervised); returns its exit code."""
+        child = await self._spawn(name, argv, env)
         child.expected_exit = True
         try:
             code = await asyncio.wait_for(child.proc.wait(), timeout)
-            await child.pump
-        finally:
-            self.children.pop(name, None)
+        except (TimeoutError, asyncio.CancelledError):
+            await _terminate(child, 5.0)
+            raise
+        await child.pump
         return code
 
     async def _pump(self, name: str, proc: asyncio.subprocess.Process) -> None:

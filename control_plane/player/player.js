@@ -52,14 +52,14 @@ function watchSegments() {
       if (!a || seen.has(e)) continue;
       seen.add(e);
       const seg = {url: e.name.split("?")[0], appliance: a.id, kind: a.kind, rendition: renditionOf(e.name),
-                   bytes: e.transferSize || e.encodedBodySize || 0};
+                   at: state.currentTime};
       state.segments.push(seg);
       $("appliance").textContent = `${a.id} (${a.kind})`;
       if (/\.(mp4|m4s)$/.test(seg.rendition) && !seg.rendition.includes("aac")) $("rendition").textContent = seg.rendition;
       const row = $("segments").insertRow(1);
       row.insertCell().textContent = a.id;
       row.insertCell().textContent = seg.rendition;
-      row.insertCell().textContent = seg.bytes ? `${seg.bytes} B` : "";
+      row.insertCell().textContent = state.currentTime.toFixed(1) + " s";
       while ($("segments").rows.length > 200) $("segments").deleteRow(-1);
     }
   }).observe({type: "resource", buffered: true});
