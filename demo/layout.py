@@ -158,6 +158,8 @@ work_dir = "{self.root / 'ingest-work'}"
 
 [playback]
 steering_url = "{self.steering_url}"
+# Players re-ask steering every few seconds, so one that is playing moves off a failed appliance.
+content_steering_url = "{self.steering_url}"
 
 [player]
 assets_dir = "{self.player_assets}"

@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import json
 import logging
+from dataclasses import replace
 from typing import Any
 
 import aiohttp
@@ -38,12 +39,21 @@ def register(sub: Any) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     oca = load_oca_config(args.config)
     config = read_reporter_config(Section(oca.reporter, str(oca.path), "reporter"))
+    if config.edge_ready_url is None and "edge_ready_url" not in oca.reporter:
+        # The edge on this box: its admin port says whether it serves (RFC-free, ours: /readyz).
+        host, port = oca.edge.admin.listen
+        host = "127.0.0.1" if host in ("0.0.0.0", "") else ("::1" if host == "::" else host)
+        config = replace(config, edge_ready_url=f"http://{_url_host(host)}:{port}/readyz")
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
     return asyncio.run(_report(config, oca.store, once=args.once, print_report=args.print_report))
+
+
+def _url_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
 
 
 async def _report(config: Any, store_config: Any, *, once: bool, print_report: bool) -> int:

@@ -54,6 +54,7 @@ class ReporterConfig:
     netns: str | None               # read routes and link stats in this network namespace
     prefixes_static: tuple[str, ...]
     serve_port: int | None          # count established connections to this port (None: don't)
+    edge_ready_url: str | None = None   # the edge's /readyz; not ready → health "failed" (None: don't probe)
 
     @property
     def report_url(self) -> str:
@@ -99,9 +100,12 @@ def read_reporter_config(s: Section) -> ReporterConfig:
         except ValueError as e:
             raise s.error(f"prefixes_static[{n}]", str(e)) from None
     port = s.int("serve_port", 8080, min=0, max=65535)
+    ready_url = s.str("edge_ready_url", None)
+    if ready_url is not None and not ready_url.startswith(("http://", "https://")):
+        raise s.error("edge_ready_url", f"expected an http(s) URL, got {ready_url!r}")
     s.done()
     return ReporterConfig(appliance_id, url.rstrip("/"), token, interval, timeout, interface, capacity,
-                          table or None, reader, netns, static, port or None)
+                          table or None, reader, netns, static, port or None, ready_url)
 
 
 def _read_token(s: Section) -> str:
@@ -125,15 +129,16 @@ def _canonical_prefix(text: str) -> tuple[str, int]:
 
 # -- pure report building -------------------------------------------------------------------------
 
-def health_section(usage: Iterable[DiskUsage], errors: Iterable[str]) -> dict[str, Any]:
-    """ok when every disk is ok and nothing went wrong; failed when no disk is ok; else degraded."""
+def health_section(usage: Iterable[DiskUsage], errors: Iterable[str], *, serving: bool = True) -> dict[str, Any]:
+    """ok when every disk is ok and nothing went wrong; failed when no disk is ok or the edge does not
+    serve (steering must stop sending players to a box whose server is down); else degraded."""
     usage = list(usage)
     disks = [{"id": d.id, "tier": d.tier, "state": d.state, "capacity_bytes": d.capacity, "used_bytes": d.used}
              for d in usage]
     errors = [*(f"disk {d.id} failed: {d.reason or 'unknown reason'}" for d in usage if d.state != "ok"),
               *errors]
     all_failed = bool(disks) and all(d["state"] != "ok" for d in disks)
-    status = "failed" if all_failed else ("degraded" if errors else "ok")
+    status = "failed" if all_failed or not serving else ("degraded" if errors else "ok")
     return {"status": status, "disks": disks, "errors": errors}
 
 
@@ -292,12 +297,27 @@ class Reporter:
         except (OSError, RouteReadError) as e:
             errors.append(f"kernel table {self.config.route_table}: {e}")
         self.store.check_disks()
+        serving = await self._edge_ready(errors)
         active = self._connections(self.config.serve_port) if self.config.serve_port else None
         prefixes = prefixes_section(routes, self.config.prefixes_static, self.config.route_table)
         return build_report(
-            self.config.appliance_id, self.clock(), health_section(self.store.usage(), errors),
+            self.config.appliance_id, self.clock(), health_section(self.store.usage(), errors, serving=serving),
             load_section(self._tx_bps, self.config.link_capacity_bps, active),
             self.inventory.next_inventory(self.store), prefixes)
+
+    async def _edge_ready(self, errors: list[str]) -> bool:
+        """Ask the edge's /readyz (short timeout); a dead or draining edge makes the box unhealthy."""
+        if self.config.edge_ready_url is None:
+            return True
+        try:
+            async with self.session.get(self.config.edge_ready_url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+                await resp.read()
+                if resp.status == 200:
+                    return True
+                errors.append(f"edge not ready: {self.config.edge_ready_url} answered HTTP {resp.status}")
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            errors.append(f"edge not serving: {self.config.edge_ready_url}: {e!r}")
+        return False
 
     async def report_once(self) -> ReportOutcome:
         report = await self.build()

@@ -7,6 +7,8 @@
 const params = new URLSearchParams(location.search);
 const titleId = params.get("title") || "";
 const playerKind = params.get("player") || "dash";
+// Seconds of media to keep buffered ahead (?buffer=N); the reference design's cushion is ~30 s.
+const bufferAhead = Math.max(2, Number(params.get("buffer")) || 30);
 const state = window.ocaPlayerState = {
   player: playerKind, title: titleId, playing: false, ttffMs: null, errors: [], segments: [],
   renditions: [], currentTime: 0, appliances: {},
@@ -118,11 +120,20 @@ async function start() {
   if (playerKind === "dash") {
     await loadScript("lib/dash.all.min.js");
     const player = dashjs.MediaPlayer().create();
+    // Recommended (docs/ingest-and-playback.md): short retries, so a dead appliance costs little;
+    // the manifest's <ContentSteering> then moves dash.js to the next appliance.
+    player.updateSettings({streaming: {
+      buffer: {bufferTimeAtTopQuality: bufferAhead, bufferTimeAtTopQualityLongForm: bufferAhead,
+               bufferTimeDefault: Math.min(12, bufferAhead)},
+      retryAttempts: {MPD: 3, MediaSegment: 3, InitializationSegment: 3, IndexSegment: 3},
+      retryIntervals: {MPD: 500, MediaSegment: 250, InitializationSegment: 250, IndexSegment: 250}}});
     player.on(dashjs.MediaPlayer.events.ERROR, (e) => fail("dash.js: " + JSON.stringify(e.error || e)));
     player.initialize(video, manifest, true);
   } else if (playerKind === "hls") {
     await loadScript("lib/hls.min.js");
-    const hls = new Hls();
+    const hls = new Hls({maxBufferLength: bufferAhead, maxMaxBufferLength: bufferAhead, fragLoadPolicy: {default: {maxTimeToFirstByteMs: 4000, maxLoadTimeMs: 20000,
+      timeoutRetry: {maxNumRetry: 2, retryDelayMs: 0, maxRetryDelayMs: 0},
+      errorRetry: {maxNumRetry: 3, retryDelayMs: 250, maxRetryDelayMs: 2000}}}});
     hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) fail("hls.js: " + d.details); });
     hls.loadSource(manifest);
     hls.attachMedia(video);
@@ -134,7 +145,7 @@ async function start() {
     await player.attach(video);
     // Recommended for a multi-appliance CDN (docs/ingest-and-playback.md): keep retrying, so a
     // dead appliance makes Shaka move to the next BaseURL instead of giving up.
-    player.configure({streaming: {retryParameters: {maxAttempts: 6, baseDelay: 250, backoffFactor: 1.5, timeout: 8000}},
+    player.configure({streaming: {bufferingGoal: bufferAhead, retryParameters: {maxAttempts: 6, baseDelay: 250, backoffFactor: 1.5, timeout: 8000}},
                       manifest: {retryParameters: {maxAttempts: 4, baseDelay: 250}}});
     player.addEventListener("error", (e) => fail("shaka: " + (e.detail && e.detail.code)));
     await player.load(manifest);

@@ -24,8 +24,8 @@ def free_port_block(n: int = 8) -> int:
         try:
             for port in range(base, base + n):
                 s = socket.socket()
-                s.bind(("127.0.0.1", port))
                 socks.append(s)
+                s.bind(("127.0.0.1", port))
             return base
         except OSError:
             continue
@@ -98,7 +98,7 @@ def test_make_run_plays_from_the_isp_appliance_and_fails_over(tmp_path):
         pytest.fail("Debian chromium is required (apt-get install chromium; make test installs it as root)")
     port_base = free_port_block()
     demo = subprocess.Popen([sys.executable, "-m", "demo", "--state-dir", str(tmp_path / "run"), "--port-base",
-                             str(port_base), "--duration", "30"], cwd=ROOT, stdout=subprocess.PIPE,
+                             str(port_base), "--duration", "60"], cwd=ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     player = None
     try:
@@ -114,7 +114,10 @@ def test_make_run_plays_from_the_isp_appliance_and_fails_over(tmp_path):
             mpd = r.read().decode()
         assert "<MPD" in mpd and ready["appliances"][embedded]["base_url"] in mpd
 
-        player = subprocess.Popen(["node", str(HERE / "watch_page.mjs"), ready["player"]], cwd=HERE,
+        # hls.js: it moves to the next pathway by itself when an appliance dies. dash.js 5.2 kept retrying
+        # the dead appliance for video in our runs (docs/ingest-and-playback.md, docs/steering.md).
+        page = ready["player"] + "&player=hls&buffer=6"
+        player = subprocess.Popen(["node", str(HERE / "watch_page.mjs"), page], cwd=HERE,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         states = Lines(player, tmp_path / "player.log")
         first = states.wait_for(lambda line: (s := player_state(line)) and s.get("currentTime", 0) >= 10 and s, 120,
@@ -127,9 +130,11 @@ def test_make_run_plays_from_the_isp_appliance_and_fails_over(tmp_path):
 
         os.killpg(pids[embedded], signal.SIGKILL)          # the ISP appliance dies mid-play
         at_kill, segments_at_kill = first["currentTime"], len(first["segments"])
+        # Past what was buffered when it died, every byte played came from somewhere else.
+        must_reach = at_kill + first.get("bufferAhead", 0) + 6
         later = states.wait_for(
-            lambda line: (s := player_state(line)) and s["currentTime"] >= at_kill + 8 and s, 120,
-            "playback to continue for 8 s after the ISP appliance died")
+            lambda line: (s := player_state(line)) and s["currentTime"] >= must_reach and s, 180,
+            f"playback to reach {must_reach:.0f} s, beyond what was buffered when the ISP appliance died")
         after = {s["appliance"] for s in later["segments"][segments_at_kill:]}
         assert after & {ixp, "origin-1"}, f"segments after the failure came from {after}"
         assert embedded not in after or ixp in after
@@ -138,9 +143,11 @@ def test_make_run_plays_from_the_isp_appliance_and_fails_over(tmp_path):
         if player is not None:
             player.terminate()
             player.wait(timeout=30)
+            player.stdout.close()
         if demo.poll() is None:
             demo.send_signal(signal.SIGINT)                # Ctrl-C
         code = demo.wait(timeout=120)
+        demo.stdout.close()
     assert code == 0
     leftover = [name for name, pid in pids.items() if alive(pid)]
     assert leftover == [], f"still running after Ctrl-C: {leftover}"

@@ -157,3 +157,37 @@ async def test_a_report_that_cannot_be_built_does_not_stop_the_loop(report_sink,
             assert await reporter.run(once=True) is ReportOutcome.ACCEPTED
         finally:
             store.close()
+
+
+async def test_an_edge_that_does_not_serve_makes_the_appliance_unhealthy(report_sink, tmp_path):
+    """A box whose server is down must leave rotation even though its disks are fine."""
+    from aiohttp import web
+
+    ready = {"status": 200}
+
+    async def readyz(request):
+        return web.Response(status=ready["status"])
+
+    app = web.Application()
+    app.router.add_get("/readyz", readyz)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/readyz"
+    path = write_oca_toml(tmp_path, report_sink.base_url, f'edge_ready_url = "{url}"')
+    async with aiohttp.ClientSession() as session:
+        reporter, store = open_reporter(path, session)
+        try:
+            await reporter.report_once()
+            assert report_sink.reports[-1]["health"]["status"] == "ok"
+            ready["status"] = 503                               # draining
+            await reporter.report_once()
+            health = report_sink.reports[-1]["health"]
+            assert health["status"] == "failed" and "answered HTTP 503" in health["errors"][0]
+            await runner.cleanup()                              # gone
+            await reporter.report_once()
+            health = report_sink.reports[-1]["health"]
+            assert health["status"] == "failed" and "edge not serving" in health["errors"][0]
+        finally:
+            store.close()
+            await runner.cleanup()
