@@ -5,7 +5,7 @@ PY    := $(VENV)/bin/python
 ARGS  ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test test-fast lint bench bench-edge bench-control bench-steering bench-fill clean clean-run bootstrap
+.PHONY: run test test-fast lint bench bench-edge bench-control bench-steering bench-fill bench-manifest clean clean-run bootstrap
 
 bootstrap:
 	@scripts/bootstrap.sh test
@@ -30,9 +30,9 @@ lint:
 	@scripts/bootstrap.sh test
 	$(VENV)/bin/ruff check oca fill steering control_plane demo tests bench
 
-bench: bench-edge bench-control bench-steering bench-fill
+bench: bench-edge bench-control bench-steering bench-fill bench-manifest
 
-bench-edge bench-control bench-steering bench-fill:
+bench-edge bench-control bench-steering bench-fill bench-manifest:
 	@scripts/bootstrap.sh bench
 	$(PY) -m bench.$(subst bench-,,$@) $(ARGS)
 
