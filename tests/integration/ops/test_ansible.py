@@ -80,6 +80,7 @@ def test_appliance_config_parses_with_the_daemons_own_parsers(local_apply: Local
     reporter = read_reporter_config(Section(oca.reporter, str(etc / "oca.toml")))
     assert reporter.appliance_id == APPLIANCE and reporter.route_table == 100
     assert reporter.link_capacity_bps == 20_000_000_000
+    assert reporter.edge_ready_url == "http://127.0.0.1:9100/readyz"
     fill = read_fill_config(etc / "oca-fill.toml")
     assert fill.control_plane.appliance_id == APPLIANCE
     assert fill.store == oca.store
@@ -112,6 +113,10 @@ def test_control_plane_and_steering_configs_parse(local_apply: LocalApply) -> No
     assert control.database.url.startswith("postgresql://oca_control:")
     assert control.signing.key_id == "2026-11a"
     assert len(control.auth.operator_token_files) == 2
+    # Ingest writes only inside the unit's StateDirectory (ProtectSystem=strict).
+    state = local_apply.prefix(CP) / "var/lib/oca-control"
+    assert control.ingest.output_dir == state / "content" and control.ingest.work_dir == state / "ingest-work"
+    assert control.playback.steering_url == "http://127.0.0.1:8100"   # steering runs on the same host
     steering = load_steering_config(etc / "oca-steering.toml")
     assert steering.snapshot.url.endswith("/api/v1/fleet/snapshot")
     assert steering.snapshot.token == (etc / "steering.token").read_text().strip()
