@@ -70,7 +70,8 @@ class Index:
     def __init__(self, path: Path, map_size: int) -> None:
         path.mkdir(parents=True, exist_ok=True)
         self.path = path
-        self.env = lmdb.open(str(path), map_size=map_size, max_dbs=8, max_readers=1024,
+        # mode 0660: the edge, the fill agent and the reporter run as different users of one group.
+        self.env = lmdb.open(str(path), map_size=map_size, max_dbs=8, max_readers=1024, mode=0o660,
                              readahead=False, metasync=True, sync=True)
         self._db = {name: self.env.open_db(name.encode()) for name in
                     ("entries", "used", "hits", "disks", "journal", "meta")}
