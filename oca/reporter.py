@@ -5,7 +5,8 @@ Pure parts build the report from plain values (`build_report`, `health_section`,
 `InventoryTracker.next_inventory`); `Reporter` is the thin I/O shell that reads the store, the kernel
 routing table and the NIC counters, POSTs the report with the appliance token every interval, answers a
 409 (the control plane lost our generation) with a full snapshot at once, and keeps going while the
-control plane is down.
+control plane is down. `Reporter.reconfigure` swaps in a new configuration (SIGHUP in `oca report`),
+effective at the next report.
 
 Configuration: the ``[reporter]`` table of ``oca.toml`` (docs/steering.md documents every key).
 """
@@ -18,7 +19,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -275,57 +276,72 @@ class Reporter:
         self.last_report: dict[str, Any] | None = None
         self.sample_tx()
 
-    def sample_tx(self) -> list[str]:
+    def reconfigure(self, config: ReporterConfig) -> list[str]:
+        """Swap in a new configuration (one assignment; a report being built keeps the one it started
+        with, the next report uses the new one). Returns the names of the fields that changed."""
+        old = self.config
+        changed = [f.name for f in fields(ReporterConfig) if getattr(old, f.name) != getattr(config, f.name)]
+        if (old.interface, old.netns) != (config.interface, config.netns):
+            self._rate, self._tx_bps = TxRate(), 0          # counters of another NIC: start afresh
+        if (old.appliance_id, old.control_plane_url) != (config.appliance_id, config.control_plane_url):
+            self.inventory.resync()                          # that endpoint has not accepted our generation
+        self.config = config
+        return changed
+
+    def sample_tx(self, config: ReporterConfig | None = None) -> list[str]:
         """Update the transmit rate; returns the errors met (for the report's health)."""
-        if self.config.interface is None:
+        config = config or self.config
+        if config.interface is None:
             return []
         try:
-            rate = self._rate.update(self._tx_bytes(self.config.interface, self.config.netns), self.clock())
+            rate = self._rate.update(self._tx_bytes(config.interface, config.netns), self.clock())
         except OSError as e:
-            return [f"link stats of {self.config.interface}: {e}"]
+            return [f"link stats of {config.interface}: {e}"]
         if rate is not None:
             self._tx_bps = rate
         return []
 
-    async def build(self) -> dict[str, Any]:
-        errors = self.sample_tx()
+    async def build(self, config: ReporterConfig | None = None) -> dict[str, Any]:
+        config = config or self.config      # one configuration for the whole report, even across a reload
+        errors = self.sample_tx(config)
         loop = asyncio.get_running_loop()
         routes = None
         try:
             # A full table takes ~0.5 s to read: off the event loop.
-            routes = await loop.run_in_executor(None, self._routes, self.config)
+            routes = await loop.run_in_executor(None, self._routes, config)
         except (OSError, RouteReadError) as e:
-            errors.append(f"kernel table {self.config.route_table}: {e}")
+            errors.append(f"kernel table {config.route_table}: {e}")
         self.store.check_disks()
-        serving = await self._edge_ready(errors)
-        active = self._connections(self.config.serve_port) if self.config.serve_port else None
-        prefixes = prefixes_section(routes, self.config.prefixes_static, self.config.route_table)
+        serving = await self._edge_ready(config, errors)
+        active = self._connections(config.serve_port) if config.serve_port else None
+        prefixes = prefixes_section(routes, config.prefixes_static, config.route_table)
         return build_report(
-            self.config.appliance_id, self.clock(), health_section(self.store.usage(), errors, serving=serving),
-            load_section(self._tx_bps, self.config.link_capacity_bps, active),
+            config.appliance_id, self.clock(), health_section(self.store.usage(), errors, serving=serving),
+            load_section(self._tx_bps, config.link_capacity_bps, active),
             self.inventory.next_inventory(self.store), prefixes)
 
-    async def _edge_ready(self, errors: list[str]) -> bool:
+    async def _edge_ready(self, config: ReporterConfig, errors: list[str]) -> bool:
         """Ask the edge's /readyz (short timeout); a dead or draining edge makes the box unhealthy."""
-        if self.config.edge_ready_url is None:
+        if config.edge_ready_url is None:
             return True
         try:
-            async with self.session.get(self.config.edge_ready_url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
+            async with self.session.get(config.edge_ready_url, timeout=aiohttp.ClientTimeout(total=2)) as resp:
                 await resp.read()
                 if resp.status == 200:
                     return True
-                errors.append(f"edge not ready: {self.config.edge_ready_url} answered HTTP {resp.status}")
+                errors.append(f"edge not ready: {config.edge_ready_url} answered HTTP {resp.status}")
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            errors.append(f"edge not serving: {self.config.edge_ready_url}: {e!r}")
+            errors.append(f"edge not serving: {config.edge_ready_url}: {e!r}")
         return False
 
     async def report_once(self) -> ReportOutcome:
-        report = await self.build()
+        config = self.config
+        report = await self.build(config)
         self.last_report = report
-        headers = {"Authorization": f"Bearer {self.config.token}"}
+        headers = {"Authorization": f"Bearer {config.token}"}
         try:
-            async with self.session.post(self.config.report_url, json=report, headers=headers,
-                                         timeout=aiohttp.ClientTimeout(total=self.config.timeout)) as resp:
+            async with self.session.post(config.report_url, json=report, headers=headers,
+                                         timeout=aiohttp.ClientTimeout(total=config.timeout)) as resp:
                 body = await resp.read()
                 status = resp.status
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
