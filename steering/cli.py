@@ -4,6 +4,8 @@
     oca-steering check-config --config FILE
 
 A configuration error prints one line naming the file and key and exits 2 (`oca.config.EXIT_CONFIG`).
+SIGHUP makes `serve` read the file again (`steering.service.Daemon.reload`): a bad file is logged and the
+running configuration kept. SIGTERM/SIGINT stop it.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import replace
 
 from aiohttp import web
@@ -48,23 +51,30 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
+    listen = args.listen if args.command == "serve" else None
+
+    def load() -> SteeringConfig:
         config = load_steering_config(args.config)
-        if args.command == "serve" and args.listen:
+        if listen:
             try:
-                config = replace(config, listen=parse_address(args.listen))
+                config = replace(config, listen=parse_address(listen))
             except ValueError as e:
                 raise ConfigError("--listen", "", str(e)) from None
+        return config
+
+    try:
+        config = load()
     except ConfigError as e:
         print(f"oca-steering: {e}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "check-config":
         print(f"{args.config}: ok")
         return 0
-    return serve(config)
+    return serve(config, load)
 
 
-def serve(config: SteeringConfig) -> int:
+def serve(config: SteeringConfig, reload_config: Callable[[], SteeringConfig] | None = None) -> int:
+    """Run until SIGTERM/SIGINT; SIGHUP calls `reload_config` and swaps in what it returns."""
     from steering.service import create_daemon_app
 
     handler = logging.StreamHandler()
@@ -76,7 +86,7 @@ def serve(config: SteeringConfig) -> int:
     except ImportError:
         pass
     try:
-        app = create_daemon_app(config)
+        app = create_daemon_app(config, reload_config=reload_config)
     except GeoDatabaseError as e:
         print(f"oca-steering: {e}", file=sys.stderr)
         return EXIT_CONFIG

@@ -42,6 +42,11 @@ class SteeringMetrics:
         self.cache_hit_ratio = Gauge(
             "oca_steering_ranking_cache_hit_ratio", "Share of decisions answered from the current model's "
             "ranking cache", registry=registry)
+        self.config_reloads = Counter(
+            "oca_steering_config_reloads", "SIGHUP configuration reloads by outcome", ["outcome"],
+            registry=registry)
+        for outcome in ("ok", "error"):
+            self.config_reloads.labels(outcome)
         # Pre-bind the hot children: labels() costs a lock and a dict lookup per call.
         self._decision_children = {(api, t): self.decisions.labels(api, t)
                                    for api in ("steer", "hls", "dash") for t in TIER_LABELS}

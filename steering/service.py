@@ -7,7 +7,7 @@ Routes (docs/steering.md):
   a steering manifest for the connecting client.
 - ``GET /metrics`` (Prometheus), ``GET /healthz`` (200 once a model is loaded, else 503).
 The service only does I/O: locating and ranking are `steering.decision`, manifests
-`steering.content_steering`.
+`steering.content_steering`. `Daemon.reload` (SIGHUP) swaps in a new configuration at run time.
 """
 
 from __future__ import annotations
@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import signal
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import aiohttp
@@ -25,12 +26,13 @@ import orjson
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from oca.config import ConfigError
 from oca.contentkey import InvalidKey, validate_key
 from steering import content_steering as cs
 from steering.config import ContentSteeringConfig, RankingConfig, SteeringConfig
 from steering.decision import Decision, RankingCache, answer_document, steer
 from steering.fleet import FleetModel, ModelHolder
-from steering.geo import GeoLookup
+from steering.geo import GeoDatabaseError, GeoLookup
 from steering.metrics import SteeringMetrics
 from steering.poller import SnapshotPoller
 from steering.prefixes import InvalidAddress
@@ -41,6 +43,8 @@ log = logging.getLogger(__name__)
 HOLDER: web.AppKey[ModelHolder] = web.AppKey("holder", ModelHolder)
 METRICS: web.AppKey[SteeringMetrics] = web.AppKey("metrics", SteeringMetrics)
 POLLER: web.AppKey[SnapshotPoller] = web.AppKey("poller", SnapshotPoller)
+HANDLERS: web.AppKey[SteeringHandlers] = web.AppKey("handlers")
+DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
 _JSON = "application/json"
 # Players fetch steering manifests from pages served by other origins (RFC 6454; Fetch standard CORS).
 _CORS = {"Access-Control-Allow-Origin": "*"}
@@ -60,14 +64,23 @@ class Settings:
     content_steering: ContentSteeringConfig
 
 
+@dataclass(frozen=True)
+class Runtime:
+    """What a request reads besides the model; replaced whole (one assignment) on reload."""
+    settings: Settings
+    geo: GeoLookup | None
+
+
 class SteeringHandlers:
     def __init__(self, settings: Settings, holder: ModelHolder, geo: GeoLookup | None,
                  metrics: SteeringMetrics, clock: Callable[[], float] = time.perf_counter) -> None:
-        self.settings, self.holder, self.geo, self.metrics, self.clock = settings, holder, geo, metrics, clock
+        self.runtime = Runtime(settings, geo)
+        self.holder, self.metrics, self.clock = holder, metrics, clock
         self._cache: RankingCache | None = None
         metrics.cache_hit_ratio.set_function(self._cache_hit_ratio)
 
     async def steer(self, request: web.Request) -> web.Response:
+        rt = self.runtime
         try:
             query = request.query
             model = self._model()
@@ -75,8 +88,8 @@ class SteeringHandlers:
             if not ip:
                 raise RequestError(400, "missing_ip", "query parameter ip is required")
             content = _content(query, model)
-            limit = _limit(query.get("limit"), self.settings.ranking.max_candidates)
-            decision = self._decide("steer", model, ip, content, limit)
+            limit = _limit(query.get("limit"), rt.settings.ranking.max_candidates)
+            decision = self._decide(rt, "steer", model, ip, content, limit)
         except RequestError as e:
             return self._error(e)
         doc = answer_document(decision, model, self.holder.age() or 0.0)
@@ -84,24 +97,26 @@ class SteeringHandlers:
 
     async def content_steering(self, request: web.Request) -> web.Response:
         protocol = cs.Protocol(request.match_info["protocol"])
+        rt = self.runtime
+        settings = rt.settings.content_steering
         try:
             query = request.query
             model = self._model()
             content = _content(query, model)
             ip = cs.client_address(request.remote or "", request.headers.get("X-Forwarded-For"),
-                                   self.settings.content_steering.trusted_proxies)
-            decision = self._decide(protocol.value, model, ip, content, None)
+                                   settings.trusted_proxies)
+            decision = self._decide(rt, protocol.value, model, ip, content, None)
         except RequestError as e:
             return self._error(e, headers=_CORS)
         flat = {k: v for k, v in query.items()}
         offered = cs.parse_pathways(query.get("pathways"))
         priority = cs.pathway_priority(
             decision.candidates, offered, cs.read_player_state(protocol, flat),
-            min_throughput_bps=self.settings.content_steering.min_throughput_bps)
+            min_throughput_bps=settings.min_throughput_bps)
         if not priority:
             return self._error(RequestError(503, "no_pathway", "no appliance can serve this content now"),
                                headers=_CORS)
-        doc = cs.steering_manifest(protocol, priority, ttl_s=self.settings.content_steering.ttl,
+        doc = cs.steering_manifest(protocol, priority, ttl_s=settings.ttl,
                                    reload=cs.reload_uri(request.path, flat))
         return web.Response(body=orjson.dumps(doc), content_type=_JSON,
                             headers={**_CORS, "Cache-Control": "no-store"})
@@ -124,22 +139,24 @@ class SteeringHandlers:
             raise RequestError(503, "no_model", "no fleet snapshot loaded yet")
         return model
 
-    def _decide(self, api: str, model: FleetModel, ip: str, content: Content, limit: int | None) -> Decision:
+    def _decide(self, rt: Runtime, api: str, model: FleetModel, ip: str, content: Content,
+                limit: int | None) -> Decision:
         started = self.clock()
+        ranking = rt.settings.ranking
         try:
-            decision = steer(model, self.geo, ip, content, load_limit=self.settings.ranking.load_limit,
-                             limit=limit, cache=self._cache_for(model))
+            decision = steer(model, rt.geo, ip, content, load_limit=ranking.load_limit,
+                             limit=limit, cache=self._cache_for(model, ranking.cache_entries))
         except InvalidAddress as e:
             raise RequestError(400, "invalid_ip", str(e)) from None
         self.metrics.decided(api, decision.tier_label, self.clock() - started)
         return decision
 
-    def _cache_for(self, model: FleetModel) -> RankingCache | None:
-        """The current model's ranking cache (a new model starts an empty one)."""
-        size = self.settings.ranking.cache_entries
+    def _cache_for(self, model: FleetModel, size: int) -> RankingCache | None:
+        """The current model's ranking cache (a new model or size starts an empty one; entries are keyed
+        by load limit and limit, so a reload of those does not need a new cache)."""
         if size == 0:
             return None
-        if self._cache is None or self._cache.model is not model:
+        if self._cache is None or self._cache.model is not model or self._cache.max_entries != size:
             self._cache = RankingCache(model, size)
         return self._cache
 
@@ -182,7 +199,7 @@ def create_app(settings: Settings, holder: ModelHolder, geo: GeoLookup | None,
     """The routes over a model holder someone else keeps current (the daemon's poller, or a test)."""
     handlers = SteeringHandlers(settings, holder, geo, metrics)
     app = web.Application()
-    app[HOLDER], app[METRICS] = holder, metrics
+    app[HOLDER], app[METRICS], app[HANDLERS] = holder, metrics, handlers
     app.router.add_get("/api/v1/steer", handlers.steer)
     app.router.add_get("/api/v1/content-steering/{protocol:hls|dash}", handlers.content_steering)
     app.router.add_get("/metrics", handlers.metrics_page)
@@ -190,28 +207,96 @@ def create_app(settings: Settings, holder: ModelHolder, geo: GeoLookup | None,
     return app
 
 
+def _open_geo(config: SteeringConfig) -> GeoLookup | None:
+    return GeoLookup(config.asn_db, config.country_db) if (config.asn_db or config.country_db) else None
+
+
+class Daemon:
+    """The daemon's configuration at run time. `reload` (SIGHUP) builds the new settings and GeoIP readers
+    off to the side, then swaps them into the handlers in one assignment and re-points the poller."""
+
+    def __init__(self, config: SteeringConfig, handlers: SteeringHandlers, metrics: SteeringMetrics) -> None:
+        self.config, self.handlers, self.metrics = config, handlers, metrics
+        self.poller: SnapshotPoller | None = None
+
+    def reload(self, load: Callable[[], SteeringConfig]) -> bool:
+        """Read the configuration again with `load`; on any error log it and keep the running one."""
+        try:
+            new = load()
+        except ConfigError as e:
+            return self._rejected(str(e))
+        old = self.config
+        if new.listen != old.listen:
+            log.warning("SIGHUP: server.listen changed from %s to %s: needs a restart, ignored",
+                        _address(old.listen), _address(new.listen))
+            new = replace(new, listen=old.listen)
+        try:
+            geo = _open_geo(new)               # reopened even when unchanged: the files may be new
+        except GeoDatabaseError as e:
+            return self._rejected(str(e))
+        changed = [name for name, a, b in (
+            ("snapshot", old.snapshot, new.snapshot), ("geoip", (old.asn_db, old.country_db),
+                                                       (new.asn_db, new.country_db)),
+            ("ranking", old.ranking, new.ranking), ("content_steering", old.content_steering,
+                                                    new.content_steering)) if a != b]
+        old_geo = self.handlers.runtime.geo
+        self.handlers.runtime = Runtime(Settings(new.ranking, new.content_steering), geo)
+        self.config = new
+        if self.poller is not None:
+            # New regions change the model itself: rebuild it from a full snapshot.
+            self.poller.reconfigure(new.snapshot.url, new.snapshot.token, timeout=new.snapshot.timeout,
+                                    interval=new.snapshot.interval,
+                                    refetch=new.ranking.country_regions != old.ranking.country_regions)
+        if old_geo is not None:
+            old_geo.close()                    # requests read the runtime once, synchronously
+        self.metrics.config_reloads.labels("ok").inc()
+        log.info("SIGHUP: configuration reloaded (changed: %s; GeoIP databases reopened: %s)",
+                 ", ".join(changed) or "nothing", "yes" if geo is not None else "none configured")
+        return True
+
+    def _rejected(self, error: str) -> bool:
+        self.metrics.config_reloads.labels("error").inc()
+        log.error("SIGHUP: configuration not reloaded, keeping the running one: %s", error)
+        return False
+
+
+def _address(listen: tuple[str, int]) -> str:
+    host, port = listen
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def create_daemon_app(config: SteeringConfig, *, clock: Callable[[], float] = time.monotonic,
-                      registry: CollectorRegistry | None = None) -> web.Application:
-    """The whole daemon: routes, GeoIP readers and the snapshot poller (started with the app)."""
+                      registry: CollectorRegistry | None = None,
+                      reload_config: Callable[[], SteeringConfig] | None = None) -> web.Application:
+    """The whole daemon: routes, GeoIP readers and the snapshot poller (started with the app). With
+    `reload_config` (how to read the configuration again), SIGHUP reloads it (`Daemon.reload`)."""
     holder = ModelHolder(clock)
     metrics = SteeringMetrics(registry or CollectorRegistry(), holder.age)
-    geo = GeoLookup(config.asn_db, config.country_db) if (config.asn_db or config.country_db) else None
-    app = create_app(Settings(config.ranking, config.content_steering), holder, geo, metrics)
+    app = create_app(Settings(config.ranking, config.content_steering), holder, _open_geo(config), metrics)
+    daemon = app[DAEMON] = Daemon(config, app[HANDLERS], metrics)
 
     def build(body: bytes) -> FleetModel:
         # Only the poller swaps models, one build at a time: the model in service is the one to reuse.
-        return FleetModel.from_json(body, country_region=config.ranking.country_regions, previous=holder.model)
+        regions = daemon.handlers.runtime.settings.ranking.country_regions
+        return FleetModel.from_json(body, country_region=regions, previous=holder.model)
 
     async def poll_snapshots(app: web.Application) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
         async with aiohttp.ClientSession() as session:
-            poller = SnapshotPoller(session, config.snapshot.url, config.snapshot.token, holder, metrics,
-                                    timeout=config.snapshot.timeout, build=build)
-            app[POLLER] = poller
-            task = asyncio.create_task(poller.run(config.snapshot.interval))
+            snap = daemon.config.snapshot
+            poller = SnapshotPoller(session, snap.url, snap.token, holder, metrics,
+                                    timeout=snap.timeout, build=build)
+            app[POLLER] = daemon.poller = poller
+            if reload_config is not None:
+                loop.add_signal_handler(signal.SIGHUP, daemon.reload, reload_config)
+            task = asyncio.create_task(poller.run(snap.interval))
             yield
+            if reload_config is not None:
+                loop.remove_signal_handler(signal.SIGHUP)
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        geo = daemon.handlers.runtime.geo
         if geo is not None:
             geo.close()
 
