@@ -47,16 +47,24 @@ ENV = {"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{REPO}:{SITE}", "PYTHONDONTWRITE
 # every mount read-only except the given paths (and /proc, /sys, /dev), fresh /tmp and /var/tmp,
 # empty inaccessible /root and /home. $1 = the writable paths, colon-separated.
 PROTECT_SYSTEM = r"""
-rw="$1"; shift
+rw="$1"; keep="$2"; shift 2
 IFS=:; for p in $rw; do mount --bind "$p" "$p" || exit 90; done; unset IFS
+# The checkout under test (code and .venv) must stay visible even when it lives under /tmp or /root,
+# which the emulation replaces: park it on /dev/shm, then put it back at the same path.
+mkdir -p /dev/shm/oca-test-keep && mount -n --bind "$keep" /dev/shm/oca-test-keep || exit 94
 awk '{print $5}' /proc/self/mountinfo | sort -u | while read -r mp; do
   case "$mp" in /proc|/proc/*|/sys|/sys/*|/dev|/dev/*) continue;; esac
-  keep=; IFS=:; for p in $rw; do [ "$mp" = "$p" ] && keep=1; done; unset IFS
-  [ -n "$keep" ] || mount -o remount,bind,ro "$mp" || exit 91
+  keep_rw=; IFS=:; for p in $rw; do [ "$mp" = "$p" ] && keep_rw=1; done; unset IFS
+  [ -n "$keep_rw" ] || mount -o remount,bind,ro "$mp" || exit 91
 done
 mount -t tmpfs -o mode=1777 tmpfs /tmp && mount -t tmpfs -o mode=1777 tmpfs /var/tmp || exit 92
 mount -t tmpfs -o mode=000 tmpfs /root || exit 93
 if [ -d /home ]; then mount -t tmpfs -o mode=000 tmpfs /home || exit 93; fi
+if [ ! -d "$keep" ]; then
+  mkdir -p "$keep" || exit 95
+  d="$keep"; while [ "$d" != / ]; do chmod go+x "$d"; d=$(dirname "$d"); done   # traversable, not listable
+fi
+mount -n --move /dev/shm/oca-test-keep "$keep" || exit 96
 exec "$@"
 """
 
@@ -82,7 +90,7 @@ def unit_command(layout: Path, uid: int, argv: tuple[str, ...] | list[str], *, b
     writable = [str(layout / p.lstrip("/")) for p in rw + created]
     caps = "-all,+net_bind_service" if bind_service else "-all"
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", PROTECT_SYSTEM, "sh", ":".join(writable),
-            "setpriv", f"--reuid={uid}", f"--regid={uid}", f"--groups={STORE_GID}", "--no-new-privs",
+            str(REPO), "setpriv", f"--reuid={uid}", f"--regid={uid}", f"--groups={STORE_GID}", "--no-new-privs",
             f"--bounding-set={caps}", f"--inh-caps={caps}", *([f"--ambient-caps={caps}"] if bind_service else []),
             "sh", "-c", 'umask 0007 && exec "$@"', "sh",
             "/usr/bin/python3", SANDBOX, str(REPO / "systemd" / UNIT_OF[uid]), *argv]
