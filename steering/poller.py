@@ -102,6 +102,7 @@ class SnapshotPoller:
         except SnapshotError as e:
             return self._failed(str(e), PollOutcome.INVALID)
         self._metrics.build_seconds.set(time.perf_counter() - started)
+        previous = self._holder.model
         self._holder.swap(model)
         # Reconfigured meanwhile: this ETag belongs to the old source or settings; fetch afresh.
         self._etag = etag if self._source is source else None
@@ -109,8 +110,11 @@ class SnapshotPoller:
         self._metrics.appliances.set(len(model.appliances))
         for family, count in model.prefixes.counts.items():
             self._metrics.prefixes.labels(family).set(count)
-        log.info("fleet model %s: %d appliances, %d prefixes", model.generation, len(model.appliances),
-                 len(model.prefixes))
+        # Loads and report times change the model every few seconds: only a change of shape is news.
+        shape = (len(model.appliances), len(model.prefixes))
+        same = previous is not None and (len(previous.appliances), len(previous.prefixes)) == shape
+        log.log(logging.DEBUG if same else logging.INFO, "fleet model %s: %d appliances, %d prefixes",
+                model.generation, *shape)
         return PollOutcome.UPDATED
 
     def _failed(self, message: str, outcome: PollOutcome) -> PollOutcome:
