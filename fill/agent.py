@@ -5,6 +5,8 @@ it sleeps until this appliance's window opens, runs, looks for a new manifest ev
 while the window is open (a 304 costs nothing; failed items are retried), retries an unreachable
 control plane every `retry_interval`, and stops starting downloads when the window closes (the ones
 in flight may finish for `drain_timeout`, then pause). `stop()` does the same for SIGTERM.
+`reload()` (SIGHUP) swaps in a new configuration: the rate cap at once, the rest from the next cycle;
+downloads in flight go on.
 
 The clock, the session and the registry are injected (tests drive them); the store is opened once.
 """
@@ -16,7 +18,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from enum import Enum
 
@@ -80,6 +82,7 @@ class Agent:
         self.fetcher = Fetcher(session, store, self.throttle, config.fetch)
         self.runner = Runner(store, self.fetcher, metrics, concurrency=config.fetch.concurrency)
         self._stopping = asyncio.Event()
+        self._reloaded = asyncio.Event()
         self._update_rate()
 
     # -- time -----------------------------------------------------------------------------------------
@@ -111,6 +114,39 @@ class Agent:
     @property
     def stopping(self) -> bool:
         return self._stopping.is_set()
+
+    # -- reload ---------------------------------------------------------------------------------------
+    def reload(self, new: FillConfig) -> tuple[list[str], list[str]]:
+        """Use `new` from now on (SIGHUP). Returns (keys that changed and apply, keys that need a restart).
+
+        The store and the admin port stay as they are (they need a restart). The rate cap applies at
+        once; window, fetch settings, control plane and intervals from the next cycle — a wait in
+        progress is recomputed with the new intervals and window. Downloads in flight are not touched."""
+        old = self.config
+        restart = []
+        if new.store != old.store or new.store_config != old.store_config:
+            restart.append("store_config")
+        if new.metrics_listen != old.metrics_listen:
+            restart.append("metrics.listen")
+        new = replace(new, store=old.store, store_config=old.store_config, metrics_listen=old.metrics_listen)
+        changed = []
+        for f in fields(FillConfig):
+            a, b = getattr(old, f.name), getattr(new, f.name)
+            if f.name == "file" or a == b:
+                continue
+            if f.name in ("control_plane", "fetch"):      # name the keys (never the values: the token)
+                changed += [f"{f.name}.{g.name}" for g in fields(a) if getattr(a, g.name) != getattr(b, g.name)]
+            else:
+                changed.append(f.name)
+        self.config = new
+        if new.state_dir != old.state_dir or new.control_plane.appliance_id != old.control_plane.appliance_id:
+            self.cache = ManifestCache(new.state_dir, new.control_plane.appliance_id)
+        self.fetcher.configure(new.fetch)
+        self.runner.concurrency = new.fetch.concurrency
+        self.throttle.set_burst(new.burst)
+        self._update_rate()
+        self._reloaded.set()
+        return changed, restart
 
     # -- one run --------------------------------------------------------------------------------------
     async def run_once(self, *, respect_window: bool = False) -> CycleResult:
@@ -210,16 +246,30 @@ class Agent:
                 continue
             self._update_rate()
             result = await self.run_once(respect_window=True)
-            if self.stopping:
-                break
-            wait = (self.config.control_plane.retry_interval
-                    if result.status in (CycleStatus.UNREACHABLE, CycleStatus.REJECTED)
-                    else self.config.control_plane.poll_interval)
-            # wake up at the window's end too, to report it closed
-            await self._wait(min(wait, max(1.0, state.closes_at.timestamp() - self.wall_clock())))
+            ran_at = self.wall_clock()
+            failed = result.status in (CycleStatus.UNREACHABLE, CycleStatus.REJECTED)
+            while not self.stopping:
+                # recomputed after a reload: new intervals or a new window count from the end of the run
+                cp = self.config.control_plane
+                wait = ran_at + (cp.retry_interval if failed else cp.poll_interval) - self.wall_clock()
+                state = self.window_state()
+                if isinstance(state, Open):
+                    # wake up at the window's end too, to report it closed
+                    wait = min(wait, max(1.0, state.closes_at.timestamp() - self.wall_clock()))
+                else:
+                    wait = 0.0
+                if not await self._wait(wait):
+                    break
 
-    async def _wait(self, seconds: float) -> None:
+    async def _wait(self, seconds: float) -> bool:
+        """Sleep `seconds` or until `stop()`; True if a reload cut the sleep short (recompute it)."""
+        self._reloaded.clear()
+        if seconds <= 0 or self.stopping:
+            return False
+        waits = [asyncio.ensure_future(self._stopping.wait()), asyncio.ensure_future(self._reloaded.wait())]
         try:
-            await asyncio.wait_for(self._stopping.wait(), timeout=max(0.0, min(seconds, 3600.0)))
-        except TimeoutError:
-            pass
+            await asyncio.wait(waits, timeout=min(seconds, 3600.0), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        return self._reloaded.is_set() and not self.stopping

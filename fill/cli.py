@@ -6,7 +6,8 @@
 Exit codes: 0 the run completed; 1 some items failed or the run was stopped early (partials resume next
 time); 2 configuration error; 3 no usable manifest (control plane unreachable or answer rejected; the
 store was left as it was). SIGTERM/SIGINT: stop starting downloads; in-flight ones may finish for
-`fetch.drain_timeout`, then pause; a second signal pauses at once.
+`fetch.drain_timeout`, then pause; a second signal pauses at once. SIGHUP (service): reload the
+configuration file, keeping the running one if the new one is invalid; with --once it is ignored.
 """
 
 from __future__ import annotations
@@ -101,7 +102,7 @@ async def _fill(config: FillConfig, store: Store, *, once: bool, tty: bool) -> i
     metrics = FillMetrics(CollectorRegistry())
     async with client_session() as session:
         agent = Agent(config, store, session, metrics, tty=tty)
-        _install_signals(agent, config.fetch.drain_timeout)
+        _install_signals(agent, once=once)
         admin = await _start_admin(metrics, config) if (config.metrics_listen and not once) else None
         try:
             if once:
@@ -115,7 +116,7 @@ async def _fill(config: FillConfig, store: Store, *, once: bool, tty: bool) -> i
                 await admin.cleanup()
 
 
-def _install_signals(agent: Agent, drain_timeout: float) -> None:
+def _install_signals(agent: Agent, *, once: bool) -> None:
     loop = asyncio.get_running_loop()
 
     def on_signal(signame: str) -> None:
@@ -123,12 +124,36 @@ def _install_signals(agent: Agent, drain_timeout: float) -> None:
             log.info("%s again: pausing in-flight downloads now", signame)
             agent.pause()
             return
+        drain_timeout = agent.config.fetch.drain_timeout      # the reloaded one, if SIGHUP changed it
         log.info("%s: finishing in-flight downloads for up to %.0fs", signame, drain_timeout)
         agent.stop()
         loop.call_later(drain_timeout, agent.pause)
 
+    def on_hup() -> None:
+        if once:
+            log.info("SIGHUP ignored: a --once run keeps the configuration it started with")
+        else:
+            reload_config(agent)
+
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig.name)
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
+
+
+def reload_config(agent: Agent) -> bool:
+    """SIGHUP: re-read the agent's configuration file and swap it in; an invalid one is logged and ignored."""
+    path = agent.config.file
+    try:
+        new = read_fill_config(path)
+    except ConfigError as e:
+        log.error("SIGHUP: configuration rejected, keeping the running one: %s", e)
+        return False
+    changed, restart = agent.reload(new)
+    for key in restart:
+        log.warning("SIGHUP: %s changed in %s: needs a restart; keeping the running one", key, path)
+    log.info("SIGHUP: configuration reloaded from %s: %s", path,
+             ("changed " + ", ".join(changed)) if changed else "no change that applies")
+    return True
 
 
 async def _start_admin(metrics: FillMetrics, config: FillConfig) -> web.AppRunner:

@@ -77,6 +77,7 @@ class FillConfig:
     metrics_listen: tuple[str, int] | None
     metrics_textfile: Path | None
     log_interval: float
+    store_config: Path | None = None   # the oca.toml `store` was read from (a change needs a restart)
 
 
 def read_fill_config(path: str | Path) -> FillConfig:
@@ -95,7 +96,7 @@ def read_fill_config(path: str | Path) -> FillConfig:
     log_interval = root.duration("log_interval", "30s")
     root.done()
     return FillConfig(str(path), store, state_dir, cp, window, tz, rate, burst, fetch, listen, textfile,
-                      log_interval)
+                      log_interval, store_path)
 
 
 def _control_plane(s: Section) -> ControlPlaneConfig:

@@ -168,9 +168,14 @@ class Fetcher:
     def __init__(self, session: aiohttp.ClientSession, store: Store, throttle: TokenBucket, config: FetchConfig,
                  *, observer: FetchObserver | None = None, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
                  rand: Callable[[], float] = random.random) -> None:
-        self.session, self.store, self.throttle, self.config = session, store, throttle, config
+        self.session, self.store, self.throttle = session, store, throttle
         self.observer = observer or FetchObserver()
         self._sleep, self._rand = sleep, rand
+        self.configure(config)
+
+    def configure(self, config: FetchConfig) -> None:
+        """Use `config` from the next attempt on (a reload); attempts in flight keep their timeouts."""
+        self.config = config
         self._timeout = aiohttp.ClientTimeout(total=None, connect=config.connect_timeout,
                                               sock_connect=config.connect_timeout, sock_read=config.read_timeout)
 

@@ -61,6 +61,15 @@ class TokenBucket:
         self._set(rate)
         self._tokens = min(self._tokens, self.burst)
 
+    def set_burst(self, burst: float | None) -> None:
+        """Change the fixed burst (None: 0.1 s of the rate) from now on (a configuration reload)."""
+        if burst == self._fixed_burst:
+            return
+        self._refill()
+        self._fixed_burst = burst
+        self._set(self._rate)
+        self._tokens = min(self._tokens, self.burst)
+
     def _refill(self) -> None:
         now = self._clock()
         if self._rate is not None:
