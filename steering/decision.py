@@ -5,18 +5,42 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
+import orjson
+
 from steering.fleet import FleetModel
 from steering.geo import GeoLookup
 from steering.locate import locate
-from steering.ranking import DEFAULT_LOAD_LIMIT, TIER_LABEL, Client, Content, Ranked, explain, rank
+from steering.ranking import (
+    DEFAULT_LOAD_LIMIT,
+    PREFIX_TIERS,
+    TIER_LABEL,
+    Client,
+    Content,
+    Ranked,
+    explain,
+    rank,
+    reason_text,
+)
 
 ANSWER_VERSION = 1
+
+
+class CachedRanking:
+    """A ranking shared by every client in the same place asking for the same content, and the JSON of
+    its candidates once an answer rendered them (`candidates_json`)."""
+
+    __slots__ = ("candidates", "json")
+
+    def __init__(self, candidates: list[Ranked]) -> None:
+        self.candidates = candidates
+        self.json: tuple[bytes | int, ...] | None = None
 
 
 class Decision(NamedTuple):
     client: Client
     content: Content
     candidates: list[Ranked]
+    cached: CachedRanking | None = None
 
     @property
     def tier_label(self) -> str:
@@ -38,22 +62,22 @@ class RankingCache:
         self.model, self.max_entries = model, max_entries
         # OrderedDict: popping the oldest is O(1); a plain dict leaves deleted slots at its front that
         # `next(iter(d))` must skip, which made eviction slower the longer the cache ran.
-        self._entries: OrderedDict[tuple[Any, ...], list[Ranked]] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], CachedRanking] = OrderedDict()
         self.hits = self.misses = 0
 
-    def rank(self, client: Client, content: Content, load_limit: float, limit: int | None) -> list[Ranked]:
+    def rank(self, client: Client, content: Content, load_limit: float, limit: int | None) -> CachedRanking:
         owners = tuple(m.appliances for m in client.matches)
         key = (owners, client.asn, client.country, client.region, content, limit, load_limit)
-        ranked = self._entries.get(key)
-        if ranked is not None:
+        entry = self._entries.get(key)
+        if entry is not None:
             self.hits += 1
-            return ranked
+            return entry
         self.misses += 1
-        ranked = rank(self.model, client, content, load_limit=load_limit, limit=limit)
+        entry = CachedRanking(rank(self.model, client, content, load_limit=load_limit, limit=limit))
         if len(self._entries) >= self.max_entries:
             self._entries.popitem(last=False)
-        self._entries[key] = ranked
-        return ranked
+        self._entries[key] = entry
+        return entry
 
 
 def steer(model: FleetModel, geo: GeoLookup | None, ip: str, content: Content, *,
@@ -64,7 +88,8 @@ def steer(model: FleetModel, geo: GeoLookup | None, ip: str, content: Content, *
     `cache`, when given, must belong to `model`."""
     client = locate(model, geo, ip)
     if cache is not None:
-        return Decision(client, content, cache.rank(client, content, load_limit, limit))
+        entry = cache.rank(client, content, load_limit, limit)
+        return Decision(client, content, entry.candidates, entry)
     return Decision(client, content, rank(model, client, content, load_limit=load_limit, limit=limit))
 
 
@@ -87,3 +112,55 @@ def answer_document(decision: Decision, model: FleetModel, model_age_s: float) -
         } for r in decision.candidates],
         "model": {"generation": model.generation, "age_s": round(model_age_s, 3)},
     }
+
+
+# A prefix tier's reason names the client's covering prefix, which differs between clients sharing a
+# ranking: it is rendered with this mark, and the JSON split around it (orjson writes NUL as \u0000).
+_PREFIX_MARK = "\x00"
+_PREFIX_MARK_JSON = b"\\u0000"
+
+
+def candidates_json(candidates: list[Ranked]) -> tuple[bytes | int, ...]:
+    """The JSON array of `candidates` as pieces: bytes, or the position in Client.matches of the prefix
+    that goes between two pieces. Computed once per cached ranking; `render_answer` joins them."""
+    pieces: list[bytes | int] = [b"["]
+    for n, r in enumerate(candidates):
+        prefix_tier = r.tier in PREFIX_TIERS
+        a = r.appliance
+        text = orjson.dumps({
+            "rank": r.rank, "appliance_id": a.id, "kind": a.kind.value, "base_url": a.base_url,
+            "tier": TIER_LABEL[r.tier], "reason": reason_text(r, _PREFIX_MARK if prefix_tier else r.detail),
+            "load_ratio": a.load_ratio, "overloaded": r.overloaded,
+        })
+        head = b"," if n else b""
+        if prefix_tier:
+            # The last mark: only the reason's fixed text and numbers follow it, while an id or URL
+            # before it could hold a NUL of its own.
+            before, after = text.rsplit(_PREFIX_MARK_JSON, 1)
+            pieces += [head + before, r.detail, after]
+        else:
+            pieces.append(head + text)
+    pieces.append(b"]")
+    return tuple(pieces)
+
+
+def render_answer(decision: Decision, model: FleetModel, model_age_s: float) -> bytes:
+    """`orjson.dumps(answer_document(...))`, byte for byte, without re-rendering a cached ranking."""
+    cached = decision.cached
+    pieces = cached.json if cached is not None else None
+    if pieces is None:
+        pieces = candidates_json(decision.candidates)
+        if cached is not None:
+            cached.json = pieces
+    client = decision.client
+    matches = client.matches
+    head = orjson.dumps({
+        "version": ANSWER_VERSION,
+        "client": {"ip": client.address, "matched_prefix": matches[0].prefix if matches else None,
+                   "asn": client.asn, "country": client.country, "region": client.region,
+                   "source": client.source},
+        "key": decision.content.key, "title": decision.content.title,
+    })
+    tail = orjson.dumps({"generation": model.generation, "age_s": round(model_age_s, 3)})
+    body = b"".join([p if isinstance(p, bytes) else matches[p].prefix.encode() for p in pieces])
+    return b"".join((head[:-1], b',"candidates":', body, b',"model":', tail, b"}"))

@@ -114,6 +114,9 @@ class FleetModel:
     common_titles: frozenset[str]
     all_holders: tuple[int, ...]                  # holds_all appliances (origins)
     country_region: dict[str, str] = field(default_factory=dict)
+    # Rendezvous hash of every ready key and title ("title:ID"), computed once per catalog: BLAKE2b costs
+    # more than the rest of locating a client.
+    content_hashes: dict[str, int] = field(default_factory=dict)
 
     def holds_key(self, appliance: Appliance, key: str) -> bool:
         return key in appliance.keys or (appliance.holds_all and key in self.ready_keys)
@@ -154,8 +157,8 @@ class FleetModel:
         key_title = {key: title for title, keys in titles.items() for key in keys}
         title_sizes = {title: len(keys) for title, keys in titles.items()}
         interned = {key: key for key in key_title}
-        before = ({a.id: a for a in previous.appliances}
-                  if previous is not None and previous.titles == titles else {})
+        same_catalog = previous if previous is not None and previous.titles == titles else None
+        before = {a.id: a for a in same_catalog.appliances} if same_catalog is not None else {}
         appliances: list[Appliance] = []
         raw_prefixes: list[_Reader] = []
         seen: set[str] = set()
@@ -181,6 +184,7 @@ class FleetModel:
             appliances=tuple(appliances), prefixes=prefixes, titles=titles,
             ready_keys=frozenset(key_title), **_groups(appliances),
             country_region=_country_regions(appliances, country_region or {}),
+            content_hashes=same_catalog.content_hashes if same_catalog is not None else _content_hashes(titles),
         )
 
 
@@ -232,6 +236,11 @@ def _holders(appliances: list[Appliance]) -> dict[str, Any]:
         result[f"{name}_holders"] = {k: tuple(v) for k, v in lists.items()}
         result[f"common_{attribute}"] = frozenset(counts) - rare
     return result
+
+
+def _content_hashes(titles: dict[str, tuple[str, ...]]) -> dict[str, int]:
+    keys = chain.from_iterable(titles.values())
+    return {text: stable_hash64(text) for text in chain(keys, (f"title:{t}" for t in titles))}
 
 
 def _country_regions(appliances: list[Appliance], configured: dict[str, str]) -> dict[str, str]:

@@ -19,11 +19,11 @@ Rules, in order (docs/steering.md):
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Iterable
 from enum import IntEnum
 from typing import NamedTuple
 
-from steering.fleet import EMPTY_GROUP, RARE_HOLDERS_MAX, Appliance, FleetModel, Kind
+from steering.fleet import EMPTY_GROUP, RARE_HOLDERS_MAX, Appliance, FleetModel, Group, Kind, stable_hash64
 from steering.prefixes import Match
 
 DEFAULT_LOAD_LIMIT = 0.8
@@ -82,9 +82,16 @@ class Ranked(NamedTuple):
     load_limit: float
 
 
+PREFIX_TIERS = frozenset((Tier.PREFIX, Tier.IXP_PREFIX))   # `Ranked.detail` is a position in Client.matches
+
+
 def explain(r: Ranked, client: Client) -> str:
     """Why `r` is in the answer for `client`, for logs and debugging."""
-    detail = client.matches[r.detail].prefix if r.tier in (Tier.PREFIX, Tier.IXP_PREFIX) else r.detail
+    return reason_text(r, client.matches[r.detail].prefix if r.tier in PREFIX_TIERS else r.detail)
+
+
+def reason_text(r: Ranked, detail: str | int) -> str:
+    """`explain` with the tier's detail given: answers render prefix reasons once, with a placeholder."""
     reason = _REASONS[r.tier].format(detail)
     if r.overloaded:
         reason = (f"{reason}; overloaded (load {r.appliance.load_ratio:.2f} >= limit {r.load_limit:.2f}), "
@@ -92,8 +99,11 @@ def explain(r: Ranked, client: Client) -> str:
     return reason
 
 
-def content_hash(content: Content) -> int:
-    return int.from_bytes(hashlib.blake2b(content.hash_input.encode(), digest_size=8).digest(), "big")
+def content_hash(content: Content, model: FleetModel | None = None) -> int:
+    """The content's rendezvous hash; the model keeps those of its ready keys and titles precomputed."""
+    text = content.hash_input
+    h = model.content_hashes.get(text) if model is not None else None
+    return h if h is not None else stable_hash64(text)
 
 
 def hrw_weight(content_h: int, seed: int) -> int:
@@ -135,12 +145,13 @@ def rank(model: FleetModel, client: Client, content: Content, *, load_limit: flo
         under, over = _rows_from_groups(model, client, content, want, load_limit)
     under.sort()
     over.sort()
-    apps = model.appliances
-    return [Ranked(n, apps[row[3]], row[0], apps[row[3]].load_ratio >= load_limit, row[4], load_limit)
+    return [Ranked(n, row[5], row[0], row[6], row[4], load_limit)
             for n, row in enumerate((under + over)[:want], start=1)]
 
 
-Row = tuple[Tier, int, int, int, int | str]   # (tier, order inside the tier, -weight, appliance index, detail)
+# (tier, order inside the tier, -weight, appliance index, detail, appliance, overloaded): sorting compares
+# up to the index, which is unique, so never the appliance itself.
+Row = tuple[Tier, int, int, int, int | str, Appliance, bool]
 
 
 def _rows_from_groups(model: FleetModel, client: Client, content: Content, want: int,
@@ -150,53 +161,54 @@ def _rows_from_groups(model: FleetModel, client: Client, content: Content, want:
     apps = model.appliances
     key, title = content.key, content.title
     ready_keys, titles = model.ready_keys, model.titles
-    h = content_hash(content)
+    h = content_hash(content, model)
     seen: set[int] = set()
     under: list[Row] = []
     over: list[Row] = []
 
-    def scan(tier: Tier, order: int, members: tuple[Appliance, ...] | list[Appliance],
-             detail: str | int, common: frozenset[str] = frozenset()) -> bool:
+    def rows_of(tier: Tier, order: int, members: tuple[Appliance, ...] | list[Appliance],
+                detail: str | int, common: frozenset[str]) -> list[Row]:
         # Comprehensions with the weight inlined (see hrw_weight): this is the hot path of every decision.
         if (key if key is not None else title) in common:       # every member holds it
-            rows = [(a.load_ratio >= load_limit, (tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index,
-                                                  detail))
-                    for a in members if a.index not in seen]
-        elif key is not None:
-            rows = [(a.load_ratio >= load_limit, (tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index,
-                                                  detail))
-                    for a in members
-                    if (key in a.keys or (a.holds_all and key in ready_keys)) and a.index not in seen]
-        else:
-            rows = [(a.load_ratio >= load_limit, (tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index,
-                                                  detail))
-                    for a in members
-                    if (title in a.titles or (a.holds_all and title in titles)) and a.index not in seen]
-        for overloaded, row in rows:
-            seen.add(row[3])
-            (over if overloaded else under).append(row)
+            return [(tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index, detail, a,
+                     a.load_ratio >= load_limit) for a in members]
+        if key is not None:
+            return [(tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index, detail, a,
+                     a.load_ratio >= load_limit)
+                    for a in members if key in a.keys or (a.holds_all and key in ready_keys)]
+        return [(tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index, detail, a,
+                 a.load_ratio >= load_limit)
+                for a in members if title in a.titles or (a.holds_all and title in titles)]
+
+    def take(rows: Iterable[Row]) -> bool:
+        for row in rows:
+            if row[3] not in seen:
+                seen.add(row[3])
+                (over if row[6] else under).append(row)
         return len(under) >= want
+
+    def scan_group(tier: Tier, group: Group, detail: str | int) -> bool:
+        return take(rows_of(tier, 0, group.members, detail,
+                            group.common_keys if key is not None else group.common_titles))
 
     def covering(kind: Kind, indices: tuple[int, ...]) -> list[Appliance]:
         return [a for a in map(apps.__getitem__, indices) if a.kind is kind and a.fresh and a.healthy]
 
     matches = client.matches
     for order, match in enumerate(matches):
-        if scan(Tier.PREFIX, order, covering(Kind.EMBEDDED, match.appliances), order):
+        if take(rows_of(Tier.PREFIX, order, covering(Kind.EMBEDDED, match.appliances), order, frozenset())):
             return under, over
-    if client.asn is not None:
-        group = model.embedded_by_asn.get(client.asn, EMPTY_GROUP)
-        if scan(Tier.ASN, 0, group.members, client.asn, group.common_keys if key else group.common_titles):
-            return under, over
+    if client.asn is not None and scan_group(Tier.ASN, model.embedded_by_asn.get(client.asn, EMPTY_GROUP),
+                                             client.asn):
+        return under, over
     for order, match in enumerate(matches):
-        if scan(Tier.IXP_PREFIX, order, covering(Kind.IXP, match.appliances), order):
+        if take(rows_of(Tier.IXP_PREFIX, order, covering(Kind.IXP, match.appliances), order, frozenset())):
             return under, over
     country, region = client.country, client.region
     for tier, group, detail in ((Tier.IXP_COUNTRY, model.ixp_by_country.get(country) if country else None, country),
                                 (Tier.IXP_REGION, model.ixp_by_region.get(region) if region else None, region),
                                 (Tier.ORIGIN, model.origins, "")):
-        if group is not None and scan(tier, 0, group.members, detail or "",
-                                      group.common_keys if key else group.common_titles):
+        if group is not None and scan_group(tier, group, detail or ""):
             return under, over
     return under, over
 
@@ -204,7 +216,7 @@ def _rows_from_groups(model: FleetModel, client: Client, content: Content, want:
 def _rows_from_holders(model: FleetModel, client: Client, content: Content, holders: tuple[int, ...],
                        ready: bool, load_limit: float) -> tuple[list[Row], list[Row]]:
     apps = model.appliances
-    content_h = content_hash(content)
+    content_h = content_hash(content, model)
     covering: dict[int, int] = {}
     for order, match in enumerate(client.matches):
         for i in match.appliances:
@@ -218,8 +230,8 @@ def _rows_from_holders(model: FleetModel, client: Client, content: Content, hold
             continue
         tier, order = placed
         detail = _detail(tier, order, client)
-        row = (tier, order, -hrw_weight(content_h, a.seed), i, detail)
-        (under if a.load_ratio < load_limit else over).append(row)
+        overloaded = a.load_ratio >= load_limit
+        (over if overloaded else under).append((tier, order, -hrw_weight(content_h, a.seed), i, detail, a, overloaded))
     return under, over
 
 

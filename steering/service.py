@@ -30,7 +30,7 @@ from oca.config import ConfigError
 from oca.contentkey import InvalidKey, validate_key
 from steering import content_steering as cs
 from steering.config import ContentSteeringConfig, RankingConfig, SteeringConfig
-from steering.decision import Decision, RankingCache, answer_document, steer
+from steering.decision import Decision, RankingCache, render_answer, steer
 from steering.fleet import FleetModel, ModelHolder
 from steering.geo import GeoDatabaseError, GeoLookup
 from steering.metrics import SteeringMetrics
@@ -92,8 +92,7 @@ class SteeringHandlers:
             decision = self._decide(rt, "steer", model, ip, content, limit)
         except RequestError as e:
             return self._error(e)
-        doc = answer_document(decision, model, self.holder.age() or 0.0)
-        return web.Response(body=orjson.dumps(doc), content_type=_JSON)
+        return web.Response(body=render_answer(decision, model, self.holder.age() or 0.0), content_type=_JSON)
 
     async def content_steering(self, request: web.Request) -> web.Response:
         protocol = cs.Protocol(request.match_info["protocol"])
