@@ -107,18 +107,7 @@ def _control_plane(s: Section) -> ControlPlaneConfig:
     appliance_id = s.str("appliance_id")
     if "/" in appliance_id:
         raise s.error("appliance_id", "must not contain '/'")
-    if s.has("token") == s.has("token_file"):
-        raise s.error("token", "set exactly one of token and token_file")
-    if s.has("token"):
-        token = s.str("token")
-    else:
-        token_file = s.path("token_file", must_be_file=True)
-        try:
-            token = token_file.read_text().strip()
-        except OSError as e:
-            raise s.error("token_file", f"cannot read: {e}") from None
-        if not token:
-            raise s.error("token_file", f"{token_file} is empty")
+    token = s.secret("token", required=True)
     cfg = ControlPlaneConfig(url, appliance_id, token, s.duration("timeout", "30s"),
                              s.duration("retry_interval", "5m"), s.duration("poll_interval", "15m"))
     s.done()

@@ -162,6 +162,25 @@ class Section:
             raise self.error(name, f"file does not exist: {path}")
         return path
 
+    def secret(self, name: str, *, required: bool) -> str | None:
+        """A secret given inline (`name`) or, better for production, in a file (`name_file`, whose
+        whitespace-stripped content must not be empty). At most one of the two; `required`: exactly one."""
+        file_key = f"{name}_file"
+        if self.has(name) and self.has(file_key):
+            raise self.error(file_key, f"give either {name} or {file_key}, not both")
+        if required and not (self.has(name) or self.has(file_key)):
+            raise self.error(name, f"required: give {name} or {file_key}")
+        if not self.has(file_key):
+            return self.str(name, None)
+        path = self.path(file_key, must_be_file=True)
+        try:
+            value = path.read_text().strip()
+        except OSError as e:
+            raise self.error(file_key, f"cannot read: {e}") from None
+        if not value:
+            raise self.error(file_key, f"{path} is empty")
+        return value
+
     def _bounded(self, name: str, value: Any, lo: Any, hi: Any) -> Any:
         if lo is not None and value < lo:
             raise self.error(name, f"must be at least {lo}, got {value}")

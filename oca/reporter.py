@@ -81,7 +81,7 @@ def read_reporter_config(s: Section) -> ReporterConfig:
     url = s.str("control_plane_url")
     if not url.startswith(("http://", "https://")):
         raise s.error("control_plane_url", f"expected an http(s) URL, got {url!r}")
-    token = _read_token(s)
+    token = s.secret("token", required=True)
     interval = s.duration("interval", "30s")
     if interval <= 0:
         raise s.error("interval", "must be positive")
@@ -107,20 +107,6 @@ def read_reporter_config(s: Section) -> ReporterConfig:
     s.done()
     return ReporterConfig(appliance_id, url.rstrip("/"), token, interval, timeout, interface, capacity,
                           table or None, reader, netns, static, port or None, ready_url)
-
-
-def _read_token(s: Section) -> str:
-    token, token_file = s.str("token", None), s.path("token_file", None, must_be_file=True)
-    if (token is None) == (token_file is None):
-        raise s.error("token", "give exactly one of token and token_file")
-    if token_file is not None:
-        try:
-            token = token_file.read_text().strip()
-        except OSError as e:
-            raise s.error("token_file", f"cannot read: {e}") from None
-        if not token:
-            raise s.error("token_file", f"{token_file} is empty")
-    return token
 
 
 def _canonical_prefix(text: str) -> tuple[str, int]:

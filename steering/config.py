@@ -80,17 +80,7 @@ def _read_snapshot(s: Section) -> SnapshotConfig:
     url = s.str("url")
     if not url.startswith(("http://", "https://")):
         raise s.error("url", f"expected an http(s) URL, got {url!r}")
-    token = s.str("token", None)
-    token_file = s.path("token_file", None, must_be_file=True)
-    if token is not None and token_file is not None:
-        raise s.error("token_file", "give either token or token_file, not both")
-    if token_file is not None:
-        try:
-            token = token_file.read_text().strip()
-        except OSError as e:
-            raise s.error("token_file", f"cannot read: {e}") from None
-        if not token:
-            raise s.error("token_file", f"{token_file} is empty")
+    token = s.secret("token", required=False)
     interval = s.duration("interval", 5.0)
     if interval <= 0:
         raise s.error("interval", "must be positive")

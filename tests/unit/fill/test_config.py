@@ -47,7 +47,7 @@ def test_schedule_and_timezone(tmp_path):
 
 @pytest.mark.parametrize("old,new,message", [
     ('url = "http://control.example.net:8000"', 'url = "control:8000"', "control_plane.url: expected an http(s)"),
-    ('# token = "..."', 'token = "x"', "control_plane.token: set exactly one"),
+    ('# token = "..."', 'token = "x"', "control_plane.token_file: give either token or token_file, not both"),
     ('start = "02:00"', 'start = "2am"', "window.start: expected a time of day"),
     ('jitter = "2h"', 'jitter = "13h"', "window.jitter: a start jitter of up to"),
     ('timezone = ""', 'timezone = "Mars/Olympus"', "window.timezone: unknown time zone"),

@@ -96,3 +96,30 @@ def test_relative_paths_are_taken_from_the_config_file(tmp_path):
     assert [d.id for d in config.disks] == ["ssd/0", "hdd/0"]
     assert config.disks[0].path == tmp_path / "ssd0"
     assert config.disks[0].capacity == 10_000_000
+
+
+@pytest.mark.parametrize(("data", "required", "expected"), [
+    ({"token": "inline"}, True, "inline"),
+    ({"token_file": "secret"}, True, "from-file"),
+    ({}, False, None),
+])
+def test_secrets_come_inline_or_from_a_file(tmp_path, data, required, expected):
+    (tmp_path / "secret").write_text("  from-file\n")
+    section = Section(data, str(tmp_path / "x.toml"), "cp")
+    assert section.secret("token", required=required) == expected
+
+
+@pytest.mark.parametrize(("data", "required", "message"), [
+    ({"token": "a", "token_file": "secret"}, False, "cp.token_file: give either token or token_file, not both"),
+    ({}, True, "cp.token: required: give token or token_file"),
+    ({"token_file": "empty"}, True, "cp.token_file: "),
+    ({"token_file": "missing"}, False, "cp.token_file: file does not exist"),
+])
+def test_bad_secrets_name_the_key(tmp_path, data, required, message):
+    (tmp_path / "secret").write_text("s")
+    (tmp_path / "empty").write_text(" \n")
+    with pytest.raises(ConfigError, match="x.toml") as caught:
+        Section(data, str(tmp_path / "x.toml"), "cp").secret("token", required=required)
+    assert message in str(caught.value)
+    if data.get("token_file") == "empty":
+        assert "is empty" in str(caught.value)
