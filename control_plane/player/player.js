@@ -10,11 +10,27 @@ const playerKind = params.get("player") || "dash";
 // Seconds of media to keep buffered ahead (?buffer=N); the reference design's cushion is ~30 s.
 const bufferAhead = Math.max(2, Number(params.get("buffer")) || 30);
 const state = window.ocaPlayerState = {
-  player: playerKind, title: titleId, playing: false, ttffMs: null, errors: [], segments: [],
+  player: playerKind, title: titleId, playing: false, ttffMs: null, errors: [], recovered: [], segments: [],
   renditions: [], currentTime: 0, appliances: {},
 };
 const $ = (id) => document.getElementById(id);
 const t0 = performance.now();
+
+// dash.js ERROR codes of a segment download that failed after its retries (DOWNLOAD_ERROR_ID_CONTENT,
+// _INITIALIZATION): dash.js then blacklists that BaseURL's serviceLocation and loads the segment from the
+// next appliance, so they are not fatal by themselves (with no BaseURL left it reports 19, an error).
+const DASH_RECOVERED = new Set([27, 28]);
+
+function onDashError(e) {
+  // Code and message only: the event's error.data holds the request and response, whose references are
+  // circular, so JSON.stringify throws, and a listener that throws breaks dash.js (its EventBus does not
+  // catch: the failed request never completes, the segment is never retried on the next BaseURL and the
+  // video stalls once its buffer runs dry).
+  const err = e.error || {};
+  const text = "dash.js: " + err.code + " " + err.message;
+  if (DASH_RECOVERED.has(err.code)) state.recovered.push(text);
+  else fail(text);
+}
 
 function fail(message) {
   state.errors.push(String(message));
@@ -127,7 +143,7 @@ async function start() {
                bufferTimeDefault: Math.min(12, bufferAhead)},
       retryAttempts: {MPD: 3, MediaSegment: 3, InitializationSegment: 3, IndexSegment: 3},
       retryIntervals: {MPD: 500, MediaSegment: 250, InitializationSegment: 250, IndexSegment: 250}}});
-    player.on(dashjs.MediaPlayer.events.ERROR, (e) => fail("dash.js: " + JSON.stringify(e.error || e)));
+    player.on(dashjs.MediaPlayer.events.ERROR, onDashError);
     player.initialize(video, manifest, true);
   } else if (playerKind === "hls") {
     await loadScript("lib/hls.min.js");

@@ -5,6 +5,7 @@
 //   "scenarios": [{"name", "player": "dashjs|hlsjs|shaka", "manifestUrl", "playSeconds",
 //                  "timeoutSeconds", "throttle": {"latencyMs", "downloadKbps", "atSeconds", "liftAtSeconds"}?,
 //                  "kill": {"atSeconds", "url"}?}]}
+// A result is the page's `state` plus, for a kill, the media hosts used and the stalls seen from then on.
 // All players run in ONE browser, a fresh context (profile state) per scenario.
 import { readFileSync } from "node:fs";
 import { chromium } from "playwright-core";
@@ -34,7 +35,7 @@ async function run(browser, s) {
   await cdp.send("Network.enable");
   await page.goto(config.pageUrl);
   // Throttle phase: from currentTime >= throttle.atSeconds until currentTime >= throttle.liftAtSeconds.
-  let phase = s.throttle ? "before" : "none", killedAtMs = null, errorSince = null, st = null;
+  let phase = s.throttle ? "before" : "none", killedAtMs = null, waitingAtKill = 0, errorSince = null, st = null;
   if (phase === "before" && !s.throttle.atSeconds) {
     await throttle(cdp, s.throttle);
     phase = "on";
@@ -53,6 +54,7 @@ async function run(browser, s) {
     }
     if (s.kill && killedAtMs === null && st.currentTime >= s.kill.atSeconds) {
       killedAtMs = await page.evaluate(() => performance.now());
+      waitingAtKill = st.waiting;
       await fetch(s.kill.url, { method: "POST" });
     }
     if (st.errors.length) {
@@ -63,9 +65,11 @@ async function run(browser, s) {
     await sleep(200);
   }
   const hostsAfterKill = killedAtMs === null ? null : await page.evaluate((t) => window.mediaHosts(t), killedAtMs);
+  // "waiting" events (the buffer ran dry) from the kill on: a failover without a stall has none.
+  const stallsAfterKill = killedAtMs === null ? null : st.waiting - waitingAtKill;
   await context.close();
-  return { name: s.name, player: s.player, ...st, hostsAfterKill, consoleErrors: consoleErrors.slice(0, 5),
-           timedOut: Date.now() >= deadline };
+  return { name: s.name, player: s.player, ...st, hostsAfterKill, stallsAfterKill,
+           consoleErrors: consoleErrors.slice(0, 5), timedOut: Date.now() >= deadline };
 }
 
 // launch() gives every run a fresh temporary profile (user-data dir), removed on close.

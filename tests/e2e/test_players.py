@@ -216,3 +216,6 @@ def test_fails_over_to_the_next_edge_when_the_first_dies(results, player):
     assert r["currentTime"] >= 15, _show(r)
     b_host = results["_edges"]["B"].removeprefix("http://")
     assert r["hostsAfterKill"].get(b_host, 0) >= 1, _show(r)
+    # Segment downloads dash.js gave up on and took from the next edge: only on the edge that died.
+    dead = results["_edges"][f"A-{player}"] + "/"
+    assert all(dead in e for e in r["recovered"]), _show(r)
