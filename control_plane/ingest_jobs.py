@@ -8,6 +8,12 @@ output), so ``GET .../encoding-status`` reads it from any replica. On start, job
 by a crash or a restart are queued again; outputs already published (``ready`` with their file
 present) are kept, the rest are encoded again. A finished job writes each file into the catalog
 (`renditions`: size, SHA-256, status ``ready``) and its box layout into `rendition_layouts`.
+
+Replicas: several control-plane processes may share one database (behind a load balancer), but only
+one may run jobs (``[ingest] run_jobs``, true by default), or each would requeue and encode the
+others' jobs. The others store a submitted job and leave it to the runner, which looks for queued jobs
+every ``poll_interval``; cancelling a job that runs elsewhere marks it ``cancelling``, and the runner
+stops it at its next look (``running → cancelling → cancelled``).
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ rendition_layouts = Table(
     Column("layout_json", Text, nullable=False), Column("frame_rate", Float, nullable=False),
     Column("language", String(35), nullable=False),
 )
-UNFINISHED = ("queued", "running")
+UNFINISHED = ("queued", "running", "cancelling")
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,8 @@ class IngestSettings:
     segment_s: float = 2.0
     preset: str = "veryfast"
     progress_interval: float = 1.0
+    run_jobs: bool = True          # False on all replicas but one (see the module docstring)
+    poll_interval: float = 2.0     # how often the runner looks for jobs stored by other replicas
 
 
 def parse_ingest_section(s: Section, database_url: str) -> IngestSettings:
@@ -96,7 +104,10 @@ def parse_ingest_section(s: Section, database_url: str) -> IngestSettings:
         segment_s=s.float("segment_s", 2.0, min=1.0, max=10.0), preset=s.choice(
             "preset", ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow"), "veryfast"),
         progress_interval=s.duration("progress_interval", "1s"),
+        run_jobs=s.bool("run_jobs", True), poll_interval=s.duration("poll_interval", "2s"),
     )
+    if out.poll_interval <= 0:
+        raise s.error("poll_interval", "must be positive")
     s.done()
     return out
 
@@ -176,20 +187,28 @@ class JobManager:
         self._queue: asyncio.Queue[str] = asyncio.Queue()
         self._workers: list[asyncio.Task] = []
         self._running: dict[str, asyncio.Task] = {}
+        self._known: set[str] = set()      # queued here and not finished: a look must not queue it twice
         self._stopping = False
         self._last_write: dict[tuple[str, str], float] = {}
         self.idle = asyncio.Event()
 
     async def start(self) -> None:
-        """Requeue what a previous process left unfinished, then start `max_jobs` workers."""
+        """The runner: requeue what a previous process left unfinished (a cancel asked meanwhile
+        wins), then start `max_jobs` workers and the poller. Other replicas start nothing."""
+        if not self.settings.run_jobs:
+            return
         async with self.engine.begin() as conn:
+            cancelling = select(ingest_jobs.c.id).where(ingest_jobs.c.state == "cancelling")
+            await conn.execute(update(ingest_outputs).where(ingest_outputs.c.job_id.in_(cancelling),
+                                                            ingest_outputs.c.state != "ready")
+                               .values(state="cancelled", updated_at=self.clock()))
+            await conn.execute(update(ingest_jobs).where(ingest_jobs.c.state == "cancelling")
+                               .values(state="cancelled", stage="cancelled", updated_at=self.clock()))
             await conn.execute(update(ingest_jobs).where(ingest_jobs.c.state == "running")
                                .values(state="queued", stage="requeued", updated_at=self.clock()))
-            ids = (await conn.execute(select(ingest_jobs.c.id).where(ingest_jobs.c.state == "queued")
-                                      .order_by(ingest_jobs.c.created_at))).scalars().all()
-        for job_id in ids:
-            self._queue.put_nowait(job_id)
+        await self._look()
         self._workers = [asyncio.ensure_future(self._worker()) for _ in range(self.settings.max_jobs)]
+        self._workers.append(asyncio.ensure_future(self._poll()))
 
     async def stop(self) -> None:
         """Stop the workers; a job cut short stays queued in SQL and resumes at the next start."""
@@ -197,6 +216,31 @@ class JobManager:
         for task in self._workers:
             task.cancel()
         await asyncio.gather(*self._workers, return_exceptions=True)
+
+    async def _poll(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.poll_interval)
+            try:
+                await self._look()
+            except Exception:   # a database hiccup must not end the polling; the next look retries
+                log.exception("ingest: looking for jobs failed")
+
+    async def _look(self) -> None:
+        """Queue the jobs other replicas stored; stop the ones they asked to cancel."""
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(ingest_jobs.c.id, ingest_jobs.c.state)
+                                       .where(ingest_jobs.c.state.in_(("queued", "cancelling")))
+                                       .order_by(ingest_jobs.c.created_at))).all()
+        for job_id, state in rows:
+            if state == "queued" and job_id not in self._known:
+                self._enqueue(job_id)
+            elif state == "cancelling" and job_id in self._running:
+                self._running[job_id].cancel()
+
+    def _enqueue(self, job_id: str) -> None:
+        self._known.add(job_id)
+        self.idle.clear()
+        self._queue.put_nowait(job_id)
 
     async def submit(self, req: IngestRequest) -> str:
         now, job_id = self.clock(), uuid.uuid4().hex
@@ -208,8 +252,8 @@ class JobManager:
                 id=job_id, title_id=req.title_id, master_url=req.master_url, metadata_json=json.dumps(req.metadata),
                 sidecars_json=json.dumps(req.sidecars), state="queued", stage="queued", info_json=None, error=None,
                 attempts=0, created_at=now, updated_at=now))
-        self.idle.clear()
-        self._queue.put_nowait(job_id)
+        if self.settings.run_jobs:
+            self._enqueue(job_id)
         return job_id
 
     async def cancel(self, job_id: str) -> tuple[str, bool] | None:
@@ -227,6 +271,16 @@ class JobManager:
             task.cancel()
             await asyncio.wait({task})
             return "cancelled", True
+        if row.state == "running":      # running in the runner replica: it stops it at its next look
+            async with self.engine.begin() as conn:
+                changed = await conn.execute(update(ingest_jobs).where(
+                    ingest_jobs.c.id == job_id, ingest_jobs.c.state == "running").values(
+                    state="cancelling", updated_at=self.clock()))
+            if changed.rowcount:
+                return "cancelling", True
+            async with self.engine.connect() as conn:     # it ended meanwhile: say how
+                return (await conn.execute(select(ingest_jobs.c.state)
+                                           .where(ingest_jobs.c.id == job_id))).scalar_one(), False
         return row.state, False
 
     async def _worker(self) -> None:
@@ -245,6 +299,7 @@ class JobManager:
                     raise
             finally:
                 self._running.pop(job_id, None)
+                self._known.discard(job_id)
 
     async def _run(self, job_id: str) -> None:
         async with self.engine.begin() as conn:
@@ -263,7 +318,11 @@ class JobManager:
         except asyncio.CancelledError:
             state = "queued" if self._stopping else "cancelled"
             async with self.engine.begin() as conn:
-                await self._set(conn, job_id, state=state, stage=state)
+                where = [ingest_jobs.c.id == job_id]
+                if self._stopping:  # a job another replica asked to cancel stays `cancelling`; start() ends it
+                    where.append(ingest_jobs.c.state == "running")
+                await conn.execute(update(ingest_jobs).where(*where)
+                                   .values(state=state, stage=state, updated_at=self.clock()))
                 await conn.execute(update(ingest_outputs).where(
                     ingest_outputs.c.job_id == job_id, ingest_outputs.c.state != "ready").values(
                     state="cancelled" if state == "cancelled" else "pending", updated_at=self.clock()))

@@ -67,7 +67,8 @@ async def cancel(request: web.Request) -> web.Response:
     state, cancelled = outcome
     if not cancelled:
         raise ApiError(409, "job_finished", f"job {job_id} is already {state}")
-    return json_response({"jobId": job_id, "state": state})
+    # 202: it runs in the replica that runs jobs, which stops it within `ingest.poll_interval`.
+    return json_response({"jobId": job_id, "state": state}, 202 if state == "cancelling" else 200)
 
 
 def read_ingest_section(s: Section) -> IngestSettings:
@@ -108,3 +109,6 @@ OPENAPI = {
         "Cancel a queued or running ingest job (its ffmpeg processes are killed)",
         auth="operator", ok_schema=_OBJ, errors=(401, 403, 404, 409), params=(path_param("job_id"),))},
 }
+OPENAPI["/api/v1/content/jobs/{job_id}/cancel"]["post"]["responses"]["202"] = {
+    "description": "The job runs in the replica that runs jobs (ingest.run_jobs): state `cancelling`, "
+                   "stopped within ingest.poll_interval", "content": {"application/json": {"schema": _OBJ}}}

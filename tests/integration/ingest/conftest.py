@@ -27,7 +27,9 @@ class RealClock:
         return time.time()
 
 
-async def start(tmp_path, *, max_ffmpeg: int = 2, playback: PlaybackSettings | None = None) -> Control:
+async def start(tmp_path, *, max_ffmpeg: int = 2, playback: PlaybackSettings | None = None,
+                run_jobs: bool = True) -> Control:
+    """A control plane on tmp_path's database; several may share it (replicas: `run_jobs=False`)."""
     ring = tmp_path / "keys.toml"
     ring.write_text(f'[[keys]]\nid = "{KEY_ID}"\nsecret = "{SECRET}"\n')
     config = config_for(f"sqlite:///{tmp_path / 'control.db'}", tmp_path)
@@ -36,7 +38,8 @@ async def start(tmp_path, *, max_ffmpeg: int = 2, playback: PlaybackSettings | N
     clock = RealClock()
     app = create_app(config, clock=clock)
     app[CONTEXT].extras["ingest_settings"] = IngestSettings(
-        output_dir=tmp_path / "content", work_dir=tmp_path / "work", max_ffmpeg=max_ffmpeg, progress_interval=0.2)
+        output_dir=tmp_path / "content", work_dir=tmp_path / "work", max_ffmpeg=max_ffmpeg, progress_interval=0.2,
+        run_jobs=run_jobs, poll_interval=0.2)
     app[CONTEXT].extras["playback_settings"] = playback or PlaybackSettings(cache_ttl=0.0)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()

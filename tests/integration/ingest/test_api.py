@@ -178,3 +178,37 @@ async def test_interrupted_job_resumes_after_restart(tmp_path):
             assert after[name] == sha  # kept, not encoded again
     finally:
         await stop(cp)
+
+
+async def test_replicas_leave_jobs_to_the_one_that_runs_them(tmp_path):
+    """Replicas share the database; only `run_jobs` runs jobs, whichever replica took the request."""
+    runner = await start(tmp_path, max_ffmpeg=1)
+    replica = await start(tmp_path, run_jobs=False)
+    try:
+        text = tmp_path / "notes.mp4"
+        text.write_text("not a video")
+        assert (await replica.call("POST", "/api/v1/content/ingest", ingest_body("r1", text)))[0] == 202
+        done = await wait_for_state(replica, "r1", ("done", "failed"))
+        assert done["job"]["state"] == "failed" and done["job"]["attempts"] == 1
+
+        master = make_master(tmp_path / "long.mp4", seconds=30, size="1280x720", audio=False)
+        status, body, _ = await replica.call("POST", "/api/v1/content/ingest", ingest_body("r2", master))
+        assert status == 202
+        assert (await wait_for_state(runner, "r2", ("running",)))["job"]["state"] == "running"
+        late = await start(tmp_path, run_jobs=False)     # a replica starting now must not requeue it
+        await stop(late)
+        from sqlalchemy import create_engine
+
+        with create_engine(f"sqlite:///{tmp_path / 'control.db'}").connect() as conn:
+            row = conn.execute(select(ingest_jobs.c.state, ingest_jobs.c.attempts)
+                               .where(ingest_jobs.c.id == body["jobId"])).one()
+        assert tuple(row) == ("running", 1)
+        status, answer, _ = await replica.call("POST", f"/api/v1/content/jobs/{body['jobId']}/cancel")
+        assert status == 202 and answer["state"] == "cancelling"
+        final = await wait_for_state(runner, "r2", ("cancelled",))
+        assert final["job"]["state"] == "cancelled" and final["job"]["attempts"] == 1
+        assert all(o["state"] in ("cancelled", "ready") for o in final["renditions"])
+        assert (await replica.call("POST", f"/api/v1/content/jobs/{body['jobId']}/cancel"))[0] == 409
+    finally:
+        await stop(replica)
+        await stop(runner)

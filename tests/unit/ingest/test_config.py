@@ -14,13 +14,17 @@ def test_ingest_defaults_and_values(tmp_path):
     s = parse_ingest_section(Section({}, str(tmp_path / "c.toml"), "ingest"), db)
     assert s.output_dir == tmp_path.resolve() / "content" and s.work_dir == tmp_path.resolve() / "ingest-work"
     s = parse_ingest_section(Section({"output_dir": "out", "max_ffmpeg": 4, "segment_s": 4, "preset": "fast",
-                                      "progress_interval": "250ms"}, str(tmp_path / "c.toml"), "ingest"), db)
+                                      "progress_interval": "250ms", "run_jobs": False, "poll_interval": "5s"},
+                                     str(tmp_path / "c.toml"), "ingest"), db)
     assert s.output_dir == tmp_path / "out" and s.max_ffmpeg == 4 and s.segment_s == 4.0
     assert s.preset == "fast" and s.progress_interval == 0.25 and s.work_dir == tmp_path / "ingest-work"
+    assert s.run_jobs is False and s.poll_interval == 5.0
 
 
 @pytest.mark.parametrize(("data", "key"), [({"max_ffmpeg": 0}, "ingest.max_ffmpeg"), ({"preset": "x"}, "ingest.preset"),
-                                           ({"segment_s": 30}, "ingest.segment_s"), ({"typo": 1}, "ingest.typo")])
+                                           ({"segment_s": 30}, "ingest.segment_s"), ({"typo": 1}, "ingest.typo"),
+                                           ({"run_jobs": "no"}, "ingest.run_jobs"),
+                                           ({"poll_interval": "0s"}, "ingest.poll_interval")])
 def test_ingest_errors_name_the_key(tmp_path, data, key):
     with pytest.raises(ConfigError) as err:
         parse_ingest_section(Section(data, "c.toml", "ingest"), f"sqlite:///{tmp_path / 'control.db'}")
