@@ -120,10 +120,12 @@ def reload(app: web.Application, new: ControlConfig) -> list[str]:
     old = ctx.config
     secrets = load_secrets(new)          # raises ConfigError before anything is swapped
     restart = [name for name, a, b in (("server.listen", old.server.listen, new.server.listen),
+                                       ("server.workers", old.server.workers, new.server.workers),
                                        ("database.url", old.database.url, new.database.url),
                                        ("database.pool_size", old.database.pool_size, new.database.pool_size))
                if a != b]
-    kept = replace(new, server=replace(new.server, listen=old.server.listen), database=old.database)
+    kept = replace(new, server=replace(new.server, listen=old.server.listen, workers=old.server.workers),
+                   database=old.database)
     old_geo = ctx.geo_lookup
     ctx.config = kept
     ctx.operator_hashes, ctx.geo_lookup, ctx.key_ring = (secrets["operator_hashes"], secrets["geo_lookup"],

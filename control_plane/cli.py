@@ -70,14 +70,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         how = "created" if created else ("from OCA_OPERATOR_TOKEN" if os.environ.get("OCA_OPERATOR_TOKEN")
                                          else "existing")
         print(f"oca-control: operator token ({how}) stored in {token_path}", flush=True)
-    logs.setup(config.log.level, config.log.format)
+    logs.setup(config.log.level, config.log.format, worker=args.worker)
     try:
         import uvloop
         uvloop.install()
     except ImportError:
         pass
     try:
-        asyncio.run(serve.run(config, config_path=path))
+        if args.worker is None and config.server.workers > 1:
+            from control_plane import workers
+
+            return asyncio.run(workers.supervise(config, path))
+        worker = (args.worker, args.port) if args.worker is not None else None
+        asyncio.run(serve.run(config, config_path=path, worker=worker))
     except OSError as e:
         print(f"oca-control: cannot listen on {config.server.listen[0]}:{config.server.listen[1]}: {e}",
               file=sys.stderr)
@@ -98,6 +103,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--config", help="TOML config file")
     s.add_argument("--listen", help="HOST:PORT (embedded defaults; default 127.0.0.1:8000)")
     s.add_argument("--data-dir", help="directory for SQLite and the operator token (embedded defaults)")
+    # Set by the supervisor of a multi-worker serve (control_plane/workers.py) for each worker.
+    s.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    s.add_argument("--port", type=int, help=argparse.SUPPRESS)
     s.set_defaults(fn=cmd_serve)
 
     d = sub.add_parser("db", help="database schema")

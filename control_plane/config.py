@@ -24,6 +24,7 @@ class ServerConfig:
     shutdown_timeout: float = 10.0
     access_log: bool = True
     max_body: int = 1024 * 1024               # write APIs (titles, licences, appliances)
+    workers: int = 1                          # processes sharing the port (control_plane/workers.py)
 
 
 @dataclass(frozen=True)
@@ -179,7 +180,8 @@ def _server(s: Section) -> ServerConfig:
     out = ServerConfig(listen=s.address("listen", f"{d.listen[0]}:{d.listen[1]}"),
                        shutdown_timeout=s.duration("shutdown_timeout", d.shutdown_timeout),
                        access_log=s.bool("access_log", d.access_log),
-                       max_body=s.size("max_body", d.max_body))
+                       max_body=s.size("max_body", d.max_body),
+                       workers=s.int("workers", d.workers, min=1, max=64))
     s.done()
     return out
 

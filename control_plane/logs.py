@@ -37,13 +37,27 @@ class TextFormatter(logging.Formatter):
         return base
 
 
-def setup(level: str = "info", fmt: str = "json") -> None:
+def setup(level: str = "info", fmt: str = "json", *, worker: int | None = None) -> None:
+    """Logs to stderr; `worker` (a slot of a multi-worker serve) is added to every line's fields."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else
                          TextFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    if worker is not None:
+        handler.addFilter(_WorkerField(worker))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+class _WorkerField(logging.Filter):
+    def __init__(self, slot: int) -> None:
+        super().__init__()
+        self.slot = slot
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = getattr(record, "fields", None)
+        record.fields = {**fields, "worker": self.slot} if isinstance(fields, dict) else {"worker": self.slot}
+        return True
 
 
 class AccessLogger(AbstractAccessLogger):

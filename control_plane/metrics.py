@@ -1,8 +1,15 @@
-"""Prometheus metrics of the control plane, on a registry passed in (tests use their own)."""
+"""Prometheus metrics of the control plane, on a registry passed in (tests use their own).
+
+With several workers (`server.workers`) prometheus_client runs in multiprocess mode: the supervisor
+sets PROMETHEUS_MULTIPROC_DIR for the workers, each writes its values there, and /metrics from any
+of them adds every worker's up (the pending-records gauge: the sum over live workers)."""
 
 from __future__ import annotations
 
+import os
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -22,7 +29,8 @@ class ControlMetrics:
                                           "Telemetry records refused with 503 because the backlog was full",
                                           registry=r)
         self.telemetry_pending = Gauge("oca_control_telemetry_pending_records",
-                                       "Telemetry records accepted and not yet flushed", registry=r)
+                                       "Telemetry records accepted and not yet flushed", registry=r,
+                                       multiprocess_mode="livesum")
         self.flushes = Counter("oca_control_telemetry_flushes_total", "Telemetry flushes by result",
                                ["result"], registry=r)
         self.flush_seconds = Histogram("oca_control_telemetry_flush_duration_seconds", "Telemetry flush time",
@@ -55,4 +63,9 @@ class ControlMetrics:
         return found
 
     def render(self) -> bytes:
+        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+        if path:   # one of several workers (control_plane/workers.py): every worker's values, added up
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry, path)
+            return generate_latest(registry)
         return generate_latest(self.registry)

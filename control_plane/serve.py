@@ -14,23 +14,34 @@ from control_plane.app import FLUSHER, create_app, reload
 from control_plane.config import ControlConfig, load_config
 from control_plane.context import CONTEXT
 from oca.config import ConfigError
+from oca.worker import listen_socket
 
 log = logging.getLogger("oca.control")
 
 
 async def run(config: ControlConfig, *, config_path: Path | None = None,
-              ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+              ready: asyncio.Event | None = None, stop: asyncio.Event | None = None,
+              worker: tuple[int, int] | None = None) -> None:
     """Serve until SIGTERM/SIGINT (or `stop` is set), then drain: stop accepting, let requests in
-    flight finish within `server.shutdown_timeout`, flush telemetry, close the database."""
+    flight finish within `server.shutdown_timeout`, flush telemetry, close the database.
+
+    `worker` = (slot, port): one of several workers (control_plane/workers.py), bound with
+    SO_REUSEPORT to the port the supervisor holds."""
     app = create_app(config)
     access = logging.getLogger("oca.control.access") if config.server.access_log else None
     runner = web.AppRunner(app, access_log_class=logs.AccessLogger, access_log=access,
                            shutdown_timeout=config.server.shutdown_timeout)
-    await runner.setup()
     host, port = config.server.listen
-    site = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
-                       shutdown_timeout=config.server.shutdown_timeout)
+    if worker is not None:
+        app[CONTEXT].extras["worker_slot"], port = worker
+    await runner.setup()
     try:
+        if worker is None:
+            site: web.BaseSite = web.TCPSite(runner, host, port, reuse_address=True, backlog=1024,
+                                             shutdown_timeout=config.server.shutdown_timeout)
+        else:
+            site = web.SockSite(runner, listen_socket(host, port, 1024),
+                                shutdown_timeout=config.server.shutdown_timeout)
         await site.start()
     except OSError:
         await runner.cleanup()
@@ -74,5 +85,5 @@ def _reload(app: web.Application, config_path: Path | None) -> None:
         log.error("SIGHUP: config rejected, keeping the running one", extra={"fields": {"error": str(e)}})
         return
     metrics.config_reloads.labels("ok").inc()
-    logs.setup(config.log.level, config.log.format)
+    logs.setup(config.log.level, config.log.format, worker=app[CONTEXT].extras.get("worker_slot"))
     log.info("SIGHUP: configuration reloaded", extra={"fields": {"needs_restart": restart}})

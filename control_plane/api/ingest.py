@@ -12,6 +12,7 @@ Settings: ``ctx.config.ingest`` when the config has an ``[ingest]`` section, els
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 from aiohttp import web
@@ -31,7 +32,10 @@ _OBJ = {"type": "object"}
 
 def settings_for(ctx: Context) -> IngestSettings:
     configured = getattr(ctx.config, "ingest", None) or ctx.extras.get("ingest_settings")
-    return configured or default_settings(ctx.config.database.url)
+    settings = configured or default_settings(ctx.config.database.url)
+    if ctx.extras.get("worker_slot", 0) > 0:   # several workers (control_plane/workers.py): worker 0 runs jobs
+        settings = replace(settings, run_jobs=False)
+    return settings
 
 
 def manager(request: web.Request) -> JobManager:
