@@ -13,6 +13,7 @@ import ipaddress
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from control_plane import validation as v
@@ -271,15 +272,24 @@ class ApplianceState:
     keys: frozenset[str] = frozenset()
 
 
-def is_fresh(state: ApplianceState, now: float, stale_after: float) -> bool:
+class Liveness(NamedTuple):
+    """What deciding freshness and rotation needs of an appliance (a light query for /metrics)."""
+    appliance_id: str
+    kind: str
+    last_report_at: float | None
+    health_status: str | None
+
+
+def is_fresh(state: ApplianceState | Liveness, now: float, stale_after: float) -> bool:
     """Reported within `stale_after` seconds. Origins are always fresh: they hold everything and
     are not expected to run the reporter."""
-    if state.spec.kind == "origin":
+    kind = state.spec.kind if isinstance(state, ApplianceState) else state.kind
+    if kind == "origin":
         return True
     return state.last_report_at is not None and now - state.last_report_at <= stale_after
 
 
-def is_healthy(state: ApplianceState, now: float, stale_after: float) -> bool:
+def is_healthy(state: ApplianceState | Liveness, now: float, stale_after: float) -> bool:
     """In rotation: fresh, and its last report (if any; origins may never report) did not say failed."""
     if not is_fresh(state, now, stale_after):
         return False

@@ -7,9 +7,14 @@ of them adds every worker's up (the pending-records gauge: the sum over live wor
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from control_plane import fleet
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -62,10 +67,41 @@ class ControlMetrics:
             found = self._record_children[kind] = self.telemetry_records.labels(kind).inc
         return found
 
-    def render(self) -> bytes:
+    def render(self, *extra: Collector) -> bytes:
+        """The exposition text: this process's metrics, or with several workers (control_plane/workers.py)
+        every worker's values added up; then `extra` collectors (read from the database at scrape time)."""
         path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
-        if path:   # one of several workers (control_plane/workers.py): every worker's values, added up
+        if path:
             registry = CollectorRegistry()
             MultiProcessCollector(registry, path)
-            return generate_latest(registry)
-        return generate_latest(self.registry)
+        else:
+            registry = self.registry
+        text = generate_latest(registry)
+        if extra:
+            registry = CollectorRegistry()
+            for collector in extra:
+                registry.register(collector)
+            text += generate_latest(registry)
+        return text
+
+
+class LivenessCollector:
+    """Per-appliance series for /metrics, from a `fleet.Liveness` list read at scrape time: when each appliance
+    last reported (no sample before its first report) and whether steering may use it now. Lets an
+    alert name the appliance that went quiet instead of counting reports fleet-wide."""
+
+    def __init__(self, rows: Iterable[fleet.Liveness], now: float, stale_after: float) -> None:
+        self.rows, self.now, self.stale_after = list(rows), now, stale_after
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        last = GaugeMetricFamily("oca_control_appliance_last_report_timestamp_seconds",
+                                 "Unix time of the appliance's last accepted report", labels=["appliance", "kind"])
+        rotation = GaugeMetricFamily("oca_control_appliance_in_rotation",
+                                     "1 when the appliance is fresh and healthy (steering may name it), else 0",
+                                     labels=["appliance", "kind"])
+        for row in self.rows:
+            if row.last_report_at is not None:
+                last.add_metric([row.appliance_id, row.kind], row.last_report_at)
+            rotation.add_metric([row.appliance_id, row.kind], float(fleet.is_healthy(row, self.now, self.stale_after)))
+        yield last
+        yield rotation

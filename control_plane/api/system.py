@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiohttp import web
 from sqlalchemy import text
 
@@ -9,15 +11,26 @@ from control_plane.api import openapi_doc, route_modules
 from control_plane.api.bodies import json_response
 from control_plane.api.openapi_doc import op
 from control_plane.context import CONTEXT
-from control_plane.metrics import CONTENT_TYPE
+from control_plane.db import fleet as fleet_repo
+from control_plane.metrics import CONTENT_TYPE, LivenessCollector
 
 OPENAPI_KEY = web.AppKey("oca_control_openapi", dict)
+log = logging.getLogger("oca.control")
 
 
 async def metrics(request: web.Request) -> web.Response:
+    """This process's (or every worker's) metrics, plus each appliance's last report and rotation read
+    from the database now; when the database does not answer, the rest is still served."""
     ctx = request.app[CONTEXT]
     ctx.metrics.telemetry_pending.set(ctx.buffer.pending)
-    return web.Response(body=ctx.metrics.render(), headers={"Content-Type": CONTENT_TYPE})
+    extra = []
+    try:
+        async with ctx.engine.connect() as conn:
+            rows = await fleet_repo.liveness(conn)
+        extra.append(LivenessCollector(rows, ctx.now(), ctx.config.fleet.stale_after))
+    except Exception as e:
+        log.warning("metrics: appliance liveness not read", extra={"fields": {"error": repr(e)}})
+    return web.Response(body=ctx.metrics.render(*extra), headers={"Content-Type": CONTENT_TYPE})
 
 
 async def healthz(request: web.Request) -> web.Response:

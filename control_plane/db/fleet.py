@@ -12,6 +12,7 @@ from control_plane.db.upsert import insert_for
 from control_plane.fleet import (
     ApplianceSpec,
     ApplianceState,
+    Liveness,
     Patch,
     Replace,
     Report,
@@ -81,6 +82,12 @@ async def all_states(conn: AsyncConnection, *, with_keys: bool = True) -> list[A
             keys.setdefault(appliance_id, set()).add(key)
     rows = await conn.execute(select(appliances).order_by(appliances.c.id))
     return [_state(r, frozenset(keys.get(r.id, ()))) for r in rows]
+
+
+async def liveness(conn: AsyncConnection) -> list[Liveness]:
+    """Every appliance's report time and health: what /metrics needs, without inventories or prefixes."""
+    q = select(appliances.c.id, appliances.c.kind, appliances.c.last_report_at, appliances.c.health_status)
+    return [Liveness(*row) for row in await conn.execute(q.order_by(appliances.c.id))]
 
 
 async def inventory_totals(conn: AsyncConnection) -> dict[str, tuple[int, int]]:

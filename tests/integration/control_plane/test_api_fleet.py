@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.integration.control_plane import builders as b
+from tests.integration.control_plane.conftest import T0
 
 
 async def register(control, **kw) -> str:
@@ -183,6 +184,29 @@ async def test_snapshot_etag_and_staleness(control):
     snap4 = (await control.call("GET", "/api/v1/fleet/snapshot"))[1]
     a = {x["id"]: x for x in snap4["appliances"]}["isp1-a"]
     assert (a["healthy"], a["fresh"]) == (False, True)
+
+
+async def test_metrics_name_each_appliance_its_last_report_and_rotation(control):
+    token = await register(control)
+    await register(control, aid="isp2-a")                       # never reports
+    await register(control, aid="origin-1", kind="origin", site="origin")
+    await control.call("POST", "/api/v1/appliances/isp1-a/report", b.report(), token=token)
+
+    async def series() -> dict[str, float]:
+        status, text, _ = await control.call("GET", "/metrics", token=None)
+        assert status == 200
+        return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.decode().splitlines()
+                if line.startswith("oca_control_appliance_")}
+
+    got = await series()
+    assert got['oca_control_appliance_last_report_timestamp_seconds{appliance="isp1-a",kind="embedded"}'] == T0
+    assert not any('appliance="isp2-a"' in k for k in got if "last_report" in k)
+    assert {k: v for k, v in got.items() if "in_rotation" in k} == {
+        'oca_control_appliance_in_rotation{appliance="isp1-a",kind="embedded"}': 1.0,
+        'oca_control_appliance_in_rotation{appliance="isp2-a",kind="embedded"}': 0.0,
+        'oca_control_appliance_in_rotation{appliance="origin-1",kind="origin"}': 1.0}
+    control.clock.advance(91)                                   # past fleet.stale_after (90 s)
+    assert (await series())['oca_control_appliance_in_rotation{appliance="isp1-a",kind="embedded"}'] == 0.0
 
 
 async def test_snapshot_auth_and_service_token(control):
