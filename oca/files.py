@@ -159,6 +159,19 @@ def _root_entry(base: Path, rel: str, full: str) -> ServedFile | str:
                       st.st_mtime_ns)
 
 
+def tree_signature(root: str | os.PathLike[str]) -> int:
+    """A digest of every directory's path and mtime under `root`: it changes when a file is added,
+    removed or renamed into place (what publishing does), at the cost of one stat per directory.
+    Files edited in place keep it; the edge notices those itself when it opens them."""
+    parts = []
+    for dirpath, _dirnames, _filenames in os.walk(root, followlinks=False):
+        try:
+            parts.append((dirpath, os.stat(dirpath).st_mtime_ns))
+        except OSError:
+            continue
+    return hash(tuple(sorted(parts)))
+
+
 class RootSource:
     """``oca serve --root DIR``: the directory indexed in memory at start (and again on SIGHUP)."""
 

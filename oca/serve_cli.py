@@ -25,6 +25,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--admin", help="admin HOST:PORT for /metrics /healthz /readyz "
                        "(default: admin.listen; none with --root unless given)")
     serve.add_argument("--access-log", help="with --root: write the access log here")
+    serve.add_argument("--rescan", help="with --root: pick up added and removed files this often, e.g. 30s "
+                       "(an origin serving what ingest publishes; default: only at start and on SIGHUP)")
     serve.set_defaults(func=cmd_serve)
 
     token = sub.add_parser("token", help="signed URLs").add_subparsers(dest="token_command", required=True,
@@ -57,6 +59,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     level = getattr(args, "log_level", "INFO").upper()
     if args.config is not None:
+        if args.rescan is not None:
+            raise ConfigError("--rescan", "", "only with --root (a store-backed edge sees its index change)")
         config = load_oca_config(args.config)
         edge = config.edge
         if edge.tokens.mode == "require":
@@ -73,11 +77,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         workers = _workers(args.workers or 0)
         admin = _address(args.admin, "--admin") if args.admin else None
         data = root_edge_data(listen_text, workers, access_log=args.access_log, admin=args.admin)
-        spec = ServeSpec(listen, root=args.root.resolve(), edge_data=data, log_level=level)
+        spec = ServeSpec(listen, root=args.root.resolve(), edge_data=data, log_level=level,
+                         rescan=_rescan(args.rescan))
         edge = spec.edge
     setup_json_logging(level, role="supervisor")
     sup = Supervisor(spec, workers, admin, edge.server.drain_timeout)
     return uvloop.run(sup.run())
+
+
+def _rescan(text: str | None) -> float:
+    if text is None:
+        return 0.0
+    try:
+        seconds = parse_duration(text)
+    except ValueError as e:
+        raise ConfigError("--rescan", "", str(e)) from None
+    if seconds <= 0:
+        raise ConfigError("--rescan", "", f"must be positive, got {text!r}")
+    return seconds
 
 
 def _address(text: str, flag: str) -> tuple[str, int]:

@@ -21,6 +21,7 @@ class ServeSpec:
     root: Path | None = None               # `--root DIR`: edge settings from `edge_data`
     edge_data: dict[str, Any] = field(default_factory=dict)
     log_level: str = "INFO"
+    rescan: float = 0.0                    # `--root`: look for added/removed files this often (0: never)
 
     @property
     def edge(self) -> EdgeConfig:
@@ -30,13 +31,14 @@ class ServeSpec:
 
     def to_json(self) -> str:
         return json.dumps({"listen": list(self.listen), "config_path": _s(self.config_path),
-                           "root": _s(self.root), "edge_data": self.edge_data, "log_level": self.log_level})
+                           "root": _s(self.root), "edge_data": self.edge_data, "log_level": self.log_level,
+                           "rescan": self.rescan})
 
     @classmethod
     def from_json(cls, text: str) -> ServeSpec:
         d = json.loads(text)
         return cls((d["listen"][0], int(d["listen"][1])), _p(d["config_path"]), _p(d["root"]),
-                   d["edge_data"], d["log_level"])
+                   d["edge_data"], d["log_level"], float(d.get("rescan", 0.0)))
 
 
 def root_edge_data(listen: str, workers: int, *, access_log: str | None = None,

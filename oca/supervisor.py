@@ -25,7 +25,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import web
@@ -92,8 +92,7 @@ class Supervisor:
         except OSError as e:
             log.error("cannot bind %s: %s", _fmt(self.spec.listen), e.strerror or e)
             return 1
-        self.spec = ServeSpec(reserve.getsockname()[:2], self.spec.config_path, self.spec.root,
-                              self.spec.edge_data, self.spec.log_level)
+        self.spec = replace(self.spec, listen=reserve.getsockname()[:2])
         self.disk_probe = _DiskProbe(self.spec)
         self.disks = await loop.run_in_executor(None, self.disk_probe.check)
         runner = None

@@ -33,7 +33,7 @@ from oca import tokens
 from oca.accesslog import AccessLog
 from oca.applog import setup_json_logging
 from oca.config import ConfigError, EdgeConfig, StoreConfig, load_oca_config
-from oca.files import FdCache, IndexSource, IndexView, RootSource, StoreSource
+from oca.files import FdCache, IndexSource, IndexView, RootSource, StoreSource, tree_signature
 from oca.http.handler import Context
 from oca.http.protocol import EdgeProtocol, Shared
 from oca.http.response import Clock
@@ -125,9 +125,12 @@ class Worker:
         gc.set_threshold(20000, 50, 100)
         self._send({"event": "ready", "pid": os.getpid()})
         chores = asyncio.create_task(self._chores())
+        rescans = asyncio.create_task(self._rescan()) if self.spec.root and self.spec.rescan else None
         await self.stopping.wait()
         await self._drain()
         chores.cancel()
+        if rescans is not None:
+            rescans.cancel()
         await self._hits_idle()
         self._flush_hits()
         await self._hits_idle()
@@ -140,6 +143,22 @@ class Worker:
         return 0
 
     # -- periodic work ----------------------------------------------------------------------------
+    async def _rescan(self) -> None:
+        """`--root --rescan`: index the directory again when its tree changed (an origin serving what
+        ingest publishes). The walk and the scan run in a thread; only the swap is in the loop."""
+        loop = asyncio.get_running_loop()
+        root = self.spec.root
+        seen = await loop.run_in_executor(None, tree_signature, root)
+        while True:
+            await asyncio.sleep(self.spec.rescan)
+            now = await loop.run_in_executor(None, tree_signature, root)
+            if now == seen:
+                continue
+            source = await loop.run_in_executor(None, RootSource, root)
+            self.ctx.view.swap_source(source).close()
+            seen = now
+            log.info("rescanned %s: %d files", root, len(source.files))
+
     async def _chores(self) -> None:
         edge = self.ctx.config
         lim = edge.limits

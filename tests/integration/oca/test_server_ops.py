@@ -322,6 +322,32 @@ def test_root_mode_sighup_reindexes(tmp_path: Path) -> None:
         assert edge.stop() == 0
 
 
+def test_root_mode_rescan_picks_up_published_and_removed_files(tmp_path: Path) -> None:
+    """An origin over the control plane's content directory: what ingest publishes (a new title
+    directory, files renamed into place) is served without a SIGHUP; what is removed stops being."""
+    root = tmp_path / "content"
+    (root / "t1").mkdir(parents=True)
+    (root / "t1" / "a.mp4").write_bytes(b"one")
+    edge = Edge.start(["--root", str(root), "--listen", "127.0.0.1:0", "--workers", "2", "--rescan", "200ms"],
+                      tmp_path)
+    try:
+        assert fetch(edge, "/t2/b.mp4").status == 404
+        (root / "t2").mkdir()
+        (root / "t2" / ".b.mp4.tmp").write_bytes(b"two")
+        os.rename(root / "t2" / ".b.mp4.tmp", root / "t2" / "b.mp4")
+        wait_for(lambda: all(fetch(edge, "/t2/b.mp4").body == b"two" for _ in range(8)), what="published file")
+        os.unlink(root / "t1" / "a.mp4")
+        wait_for(lambda: all(fetch(edge, "/t1/a.mp4").status == 404 for _ in range(8)), what="removed file")
+    finally:
+        assert edge.stop() == 0
+
+
+def test_rescan_needs_root(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "oca.cli", "serve", "--config", str(tmp_path / "x.toml"),
+                           "--rescan", "30s"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "--rescan" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_root_mode_sigterm_clean_exit(tmp_path: Path) -> None:
     (tmp_path / "f.bin").write_bytes(b"abc")
     edge = Edge.start(["--root", str(tmp_path), "--listen", "127.0.0.1:0", "--workers", "1"], tmp_path)

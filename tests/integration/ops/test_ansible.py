@@ -131,7 +131,7 @@ def test_control_plane_database_created_and_migrated(local_apply: LocalApply) ->
 
 def test_units_installed_verbatim(local_apply: LocalApply) -> None:
     expected = {APPLIANCE: ("oca.service", "oca-report.service", "oca-fill.service"),
-                CP: ("oca-control.service", "oca-steering.service")}
+                CP: ("oca-control.service", "oca-origin.service", "oca-steering.service")}
     for host, names in expected.items():
         for name in names:
             installed = local_apply.prefix(host) / "etc/systemd/system" / name
