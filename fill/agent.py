@@ -29,7 +29,7 @@ from fill.controlplane import Fresh, ManifestCache, NotModified, Rejected, Unrea
 from fill.fetcher import Fetcher
 from fill.manifest import Manifest
 from fill.metrics import FillMetrics
-from fill.planner import Fetch, Held, Plan, plan
+from fill.planner import Fetch, Held, Plan, Staged, plan
 from fill.progress import Progress
 from fill.runner import Runner, RunSummary
 from fill.throttle import TokenBucket
@@ -54,8 +54,9 @@ class CycleResult:
     reason: str = ""
 
 
-def inventory(store: Store) -> tuple[list[Held], dict[str, int]]:
-    """What the planner needs from the store: held files on healthy disks, capacity of healthy disks.
+def inventory(store: Store) -> tuple[list[Held], dict[str, int], list[Staged]]:
+    """What the planner needs from the store: held files on healthy disks, capacity of healthy disks,
+    and the partial downloads (none a process is writing right now).
 
     Files on a failed disk are left out (they cannot be served; the plan may fetch them again onto the
     healthy disks), and so is that disk's capacity."""
@@ -68,7 +69,8 @@ def inventory(store: Store) -> tuple[list[Held], dict[str, int]]:
             capacity[u.tier] += u.capacity
     held = [Held(e.key, e.tier, e.size, e.sha256, e.state == "ready") for e in store.entries()
             if e.disk in ok_disks]
-    return held, capacity
+    staged = [Staged(p.key, p.sha256, p.have) for p in store.partials() if not p.in_use]
+    return held, capacity, staged
 
 
 class Agent:
@@ -155,8 +157,8 @@ class Agent:
         if isinstance(got, CycleResult):
             return await self._finish(got)
         manifest = got
-        held, capacity = await asyncio.to_thread(inventory, self.store)
-        the_plan = plan(manifest, held, capacity, default_tier=self.store.config.default_tier)
+        held, capacity, staged = await asyncio.to_thread(inventory, self.store)
+        the_plan = plan(manifest, held, capacity, default_tier=self.store.config.default_tier, staged=staged)
         if the_plan.empty:
             log.info("manifest generation %d: nothing to do (%d held, %d skipped)", manifest.generation,
                      the_plan.kept, len(the_plan.skipped))

@@ -29,7 +29,7 @@ from fill.config import FillConfig, read_fill_config
 from fill.controlplane import Fresh, ManifestCache, NotModified, fetch_manifest
 from fill.fetcher import client_session
 from fill.metrics import FillMetrics
-from fill.planner import Evict, Fetch, Move, plan
+from fill.planner import DropPartial, Evict, Fetch, Move, plan
 from fill.progress import human_bytes
 from oca.applog import setup_json_logging
 from oca.config import EXIT_CONFIG, ConfigError
@@ -172,12 +172,14 @@ async def _plan(config: FillConfig, store: Store) -> int:
     if not isinstance(fetched, Fresh | NotModified):
         print(f"oca-fill: no usable manifest: {fetched.reason}", file=sys.stderr)
         return EXIT_NO_MANIFEST
-    held, capacity = inventory(store)
-    p = plan(fetched.manifest, held, capacity, default_tier=store.config.default_tier)
+    held, capacity, staged = inventory(store)
+    p = plan(fetched.manifest, held, capacity, default_tier=store.config.default_tier, staged=staged)
     for a in p.actions:
         match a:
             case Evict():
                 print(f"evict  {a.key}  {a.tier}  {human_bytes(a.size)}  ({a.reason.value})")
+            case DropPartial():
+                print(f"drop   {a.key}  partial download, {human_bytes(a.size)}  (not wanted)")
             case Move():
                 print(f"move   {a.key}  {a.from_tier} -> {a.to_tier}  {human_bytes(a.size)}")
             case Fetch():

@@ -6,6 +6,7 @@ Policy, in the order the actions come out:
 1. **Evict** what the manifest no longer lists (licence expired, fell out of the ranking), and copies that
    cannot be kept: a held file whose size or SHA-256 differs from the manifest's (the content was
    republished) or that the store quarantined. Evictions come first so their room is free for what follows.
+   Then **drop partial downloads** of files the manifest no longer lists (or lists with another SHA-256).
 2. **Move** listed files whose target tier changed (hot head to SSD, cooled-down files to HDD), in rank
    order, each only when the target tier has room at that point; a move that frees room can let a later
    one fit, so moves are retried until none makes progress. A move that never fits leaves the file where
@@ -58,6 +59,25 @@ class Evict:
 
 
 @dataclass(frozen=True)
+class Staged:
+    """A partial download in the store, as the planner sees it."""
+
+    key: str
+    sha256: str
+    have: int                   # bytes on disk
+
+
+@dataclass(frozen=True)
+class DropPartial:
+    """Delete a partial download nothing will resume: its key is not listed any more, or the listed
+    file changed (another SHA-256). Left alone, it would hold its disk space until the store's
+    `partial_max_age`."""
+
+    key: str
+    size: int                   # bytes it holds
+
+
+@dataclass(frozen=True)
 class Move:
     key: str
     from_tier: str
@@ -87,7 +107,7 @@ class Skip:
     reason: SkipReason
 
 
-Action = Evict | Move | Fetch
+Action = Evict | DropPartial | Move | Fetch
 
 
 @dataclass(frozen=True)
@@ -110,10 +130,12 @@ class Plan:
 
 
 def plan(manifest: Manifest, held: Iterable[Held], capacity: Mapping[str, int], *,
-         default_tier: str) -> Plan:
+         default_tier: str, staged: Iterable[Staged] = ()) -> Plan:
     """Compute the actions that bring the store from `held` towards `manifest` within `capacity`.
 
     `capacity` maps each tier the appliance has to the bytes it may hold; `default_tier` must be one of them.
+    `staged` are the store's partial downloads: those of files the manifest no longer wants are dropped
+    right after the evictions (a listed one resumes when its fetch runs, now or in a later run).
     """
     if default_tier not in capacity:
         raise ValueError(f"default tier {default_tier!r} is not one of the tiers {sorted(capacity)}")
@@ -145,7 +167,9 @@ def plan(manifest: Manifest, held: Iterable[Held], capacity: Mapping[str, int], 
         else:
             skipped.append(Skip(item.key, item.size, tier, SkipReason.NO_ROOM))
     kept = len(kept_copies) - len(moves)
-    return Plan((*evictions, *moves, *fetches), tuple(skipped), kept, dict(used))
+    drops = [DropPartial(p.key, p.have) for p in sorted(staged, key=lambda p: p.key)
+             if p.key not in wanted or wanted[p.key].sha256 != p.sha256]
+    return Plan((*evictions, *drops, *moves, *fetches), tuple(skipped), kept, dict(used))
 
 
 def _evictions(inventory: Mapping[str, Held], wanted: Mapping[str, Item]) -> list[Evict]:

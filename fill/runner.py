@@ -19,7 +19,7 @@ from typing import Any
 
 from fill.fetcher import Failed, Failure, Fetched, Fetcher, FetchObserver, in_thread
 from fill.metrics import FillMetrics
-from fill.planner import Evict, Fetch, Move, Plan
+from fill.planner import DropPartial, Evict, Fetch, Move, Plan
 from fill.progress import Progress, human_bytes, human_duration, human_rate
 from oca.store import Store, StoreError
 
@@ -31,6 +31,7 @@ class RunSummary:
     generation: int
     evicted: int = 0
     evicted_bytes: int = 0
+    dropped_partials: int = 0   # partial downloads of files no longer wanted
     moved: int = 0
     move_failed: int = 0
     fetched: int = 0
@@ -54,7 +55,8 @@ class RunSummary:
                f"  fetched {self.fetched} ({human_bytes(self.fetched_bytes)}); received {by_kind} "
                f"at {human_rate(rate)}",
                f"  evicted {self.evicted} ({human_bytes(self.evicted_bytes)}); moved {self.moved}"
-               + (f", {self.move_failed} moves failed" if self.move_failed else "")]
+               + (f", {self.move_failed} moves failed" if self.move_failed else "")
+               + (f"; dropped {self.dropped_partials} partial downloads" if self.dropped_partials else "")]
         if self.failed:
             out.append(f"  failed {len(self.failed)}: " + ", ".join(f"{k} ({r})" for k, r in self.failed[:10])
                        + (" ..." if len(self.failed) > 10 else ""))
@@ -105,6 +107,11 @@ class Runner:
             self.metrics.skipped.labels(skip.reason.value).inc()
         for action in plan.of(Evict):
             await self._evict(action, summary)
+        for action in plan.of(DropPartial):
+            if await in_thread(self.store.discard_partial, action.key):
+                summary.dropped_partials += 1
+                log.info("dropped the partial download of %s (%s): no longer wanted", action.key,
+                         human_bytes(action.size))
         for action in plan.of(Move):
             if not may_start() or self._paused:
                 break

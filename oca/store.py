@@ -83,6 +83,18 @@ class DiskUsage:
 
 
 @dataclass(frozen=True)
+class Partial:
+    """A resumable download in a disk's staging directory (see `Staging`)."""
+    key: str
+    disk: str
+    size: int           # the file's full size
+    sha256: str
+    have: int           # bytes downloaded so far
+    mtime: float
+    in_use: bool        # a process holds it open right now
+
+
+@dataclass(frozen=True)
 class VerifyResult:
     key: str
     status: str      # "ok" | "mismatch" | "missing" | "io_error" | "disk_failed"
@@ -263,6 +275,39 @@ class Store:
                 return Staging(self, disk, key, size, sha256, name)
         self._discard_partials(key)
         return Staging(self, self._place(tier, size, key), key, size, sha256, name)
+
+    def partials(self) -> list[Partial]:
+        """The partial downloads on healthy disks, by disk then name."""
+        out: list[Partial] = []
+        states = self.disk_states()
+        for disk in self.config.disks:
+            if states[disk.id].state != "ok":
+                continue
+            for meta in sorted((disk.path / "staging").glob("part-*.json")):
+                data = meta.with_name(meta.name[:-5])
+                try:
+                    m = json.loads(meta.read_text())
+                    st = data.stat()
+                    out.append(Partial(m["key"], disk.id, int(m["size"]), m["sha256"], st.st_size, st.st_mtime,
+                                       _is_locked(data)))
+                except (OSError, ValueError, KeyError, TypeError):
+                    continue        # being written or torn: cleanup() judges those by age
+        return out
+
+    def discard_partial(self, key: str) -> bool:
+        """Delete the partial downloads of `key` on every disk, except one a process is writing now.
+        True when something was deleted."""
+        validate_key(key)
+        prefix, removed = f"part-{key_hash(key)}-", False
+        for disk in self.config.disks:
+            with suppress(OSError):
+                for data in (disk.path / "staging").iterdir():
+                    if not data.name.startswith(prefix) or data.name.endswith(".json") or _is_locked(data):
+                        continue
+                    data.unlink(missing_ok=True)
+                    data.with_name(data.name + ".json").unlink(missing_ok=True)
+                    removed = True
+        return removed
 
     def _discard_partials(self, key: str) -> None:
         prefix = f"part-{key_hash(key)}-"

@@ -20,7 +20,7 @@ DEFAULT_CONFIG = "/etc/oca/oca.toml"
 
 
 def register(sub: Any) -> None:
-    store = sub.add_parser("store", help="manage the content store (init, add, ls, rm, move, verify, ...)",
+    store = sub.add_parser("store", help="manage the content store (init, add, ls, rm, move, verify, partials, ...)",
                            description="Manage the appliance's tiered content store.")
     cmds = store.add_subparsers(dest="store_command", required=True, metavar="ACTION")
 
@@ -51,6 +51,9 @@ def register(sub: Any) -> None:
     p.add_argument("--rehash", action="store_true", help="hash every file instead of checking sizes")
     p = action("usage", cmd_usage, "capacity, usage and state of each disk")
     p.add_argument("--json", action="store_true")
+    p = action("partials", cmd_partials, "list partial downloads (resumable), or discard one key's")
+    p.add_argument("--discard", metavar="KEY", help="delete KEY's partial downloads (not one being written)")
+    p.add_argument("--json", action="store_true", help="one JSON object per partial")
 
 
 def _config(args: argparse.Namespace, *, check_dirs: bool = True) -> StoreConfig:
@@ -130,6 +133,24 @@ def cmd_rebuild(args: argparse.Namespace) -> int:
         count = store.rebuild(rehash=args.rehash)
         store.cleanup()
     print(f"rebuilt the index: {count} keys")
+    return 0
+
+
+def cmd_partials(args: argparse.Namespace) -> int:
+    with Store.open(_config(args)) as store:
+        if args.discard is not None:
+            if not store.discard_partial(args.discard):
+                print(f"oca store partials: {args.discard}: no partial download to discard "
+                      "(none, or one being written now)", file=sys.stderr)
+                return 1
+            print(f"discarded the partial download of {args.discard}")
+            return 0
+        for part in store.partials():
+            if args.json:
+                print(json.dumps(asdict(part)))
+            else:
+                print(f"{part.disk:7} {part.have:>14} / {part.size:<14} {'in use' if part.in_use else 'idle':6} "
+                      f"{part.key}")
     return 0
 
 

@@ -141,6 +141,24 @@ async def test_resume_a_partial_with_range_and_if_range(tmp_path, bad_server, ma
     assert result.summary.received["origin"] == 300_000 + 400_000
 
 
+async def test_partials_of_files_no_longer_wanted_are_dropped(tmp_path, edge_factory, manifest_server, appliance):
+    files = make_files(3, 100_000, seed=8)
+    put_files(tmp_path / "origin", files[:1])
+    org = edge_factory(tmp_path / "origin")
+    manifest_server.doc = manifest_doc([item(1, files[0], [origin(org.url, files[0])])])
+    agent = appliance()
+    # a run killed last night left partials of two files: one fell out of the manifest since, the
+    # other was republished (another SHA-256)
+    with agent.store.stage(files[1].key, size=files[1].size, sha256=files[1].sha256, tier="hdd") as st:
+        st.write(files[1].data[:50_000])
+    with agent.store.stage(files[0].key, size=files[0].size, sha256=files[2].sha256, tier="hdd") as st:
+        st.write(files[2].data[:40_000])
+    result = await agent.run_once()
+    assert result.status is CycleStatus.COMPLETE and result.summary.dropped_partials == 2
+    assert agent.store.partials() == []
+    assert_holds_exactly(agent.store, files[:1])
+
+
 async def test_evictions_moves_and_licence_expiry(tmp_path, edge_factory, manifest_server, appliance):
     files = make_files(5, 100_000, seed=7)
     put_files(tmp_path / "origin", files)

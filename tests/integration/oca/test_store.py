@@ -179,6 +179,23 @@ def test_one_partial_has_one_writer(store):
     first.abort()
 
 
+def test_partials_are_listed_and_discarded_but_not_while_written(store):
+    with store.stage("t/a", size=10, sha256="3" * 64, tier="hdd") as st:
+        st.write(b"123")
+    writing = store.stage("t/b", size=8, sha256="4" * 64, tier="ssd")
+    writing.write(b"12345")
+    listed = {p.key: p for p in store.partials()}
+    assert set(listed) == {"t/a", "t/b"}
+    assert (listed["t/a"].size, listed["t/a"].have, listed["t/a"].sha256, listed["t/a"].in_use) == (
+        10, 3, "3" * 64, False)
+    assert (listed["t/b"].have, listed["t/b"].in_use) == (5, True)
+    assert store.discard_partial("t/b") is False          # its writer holds it
+    assert store.discard_partial("t/a") is True
+    assert [p.key for p in store.partials()] == ["t/b"]
+    assert store.stage("t/a", size=10, sha256="3" * 64, tier="hdd").offset == 0   # it starts over
+    writing.abort()
+
+
 def test_cleanup_removes_crash_leftovers_and_keeps_young_partials(store, tmp_path):
     random_file(tmp_path / "src", 100)
     entry = store.add_file("k", tmp_path / "src", tier="hdd")

@@ -87,3 +87,19 @@ def test_bad_config_names_file_and_key_and_exits_2(tmp_path):
 def test_help_for_every_action():
     for action in ["init", "add", "ls", "rm", "move", "verify", "rebuild", "usage"]:
         assert "--config" in oca("store", action, "--help").stdout
+
+
+def test_partials_listed_and_discarded(conf, tmp_path):
+    from oca.config import load_toml, read_store_config
+    from oca.store import Store
+
+    oca("store", "init", "--config", conf)
+    with Store.open(read_store_config(load_toml(conf))) as store, \
+            store.stage("t1/v.mp4", size=10, sha256="5" * 64, tier="ssd") as st:
+        st.write(b"1234")
+    [row] = [json.loads(line) for line in oca("store", "partials", "--config", conf, "--json").stdout.splitlines()]
+    assert (row["key"], row["have"], row["size"], row["in_use"]) == ("t1/v.mp4", 4, 10, False)
+    assert "discarded" in oca("store", "partials", "--config", conf, "--discard", "t1/v.mp4").stdout
+    assert oca("store", "partials", "--config", conf).stdout == ""
+    again = oca("store", "partials", "--config", conf, "--discard", "t1/v.mp4", check=False)
+    assert again.returncode == 1 and "no partial download" in again.stderr

@@ -1,10 +1,11 @@
 """The fill planner, table-driven: evict first, move, fetch in rank order while it fits."""
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fill.manifest import Item, Manifest, Source
-from fill.planner import Evict, EvictReason, Fetch, Held, Move, SkipReason, plan
+from fill.planner import DropPartial, Evict, EvictReason, Fetch, Held, Move, SkipReason, Staged, plan
 
 SRC = (Source("origin", "http://origin/x", None),)
 
@@ -35,6 +36,8 @@ def summary(p):
                 out.append(("move", k, t))
             case Fetch(item=i, tier=t):
                 out.append(("fetch", i.key, t))
+            case DropPartial(key=k, size=n):
+                out.append(("drop", k, n))
     return out
 
 
@@ -130,6 +133,18 @@ def test_empty_manifest_evicts_all():
     p = plan(manifest(), [held("b", 1), held("a", 1, "ssd")], {"ssd": 5, "hdd": 5}, default_tier="hdd")
     assert summary(p) == [("evict", "a", "not_listed"), ("evict", "b", "not_listed")]
     assert all(a.reason is EvictReason.NOT_LISTED for a in p.actions)
+
+
+@pytest.mark.parametrize(("staged", "expected"), [
+    ([Staged("gone", sha(9), 40)], [("drop", "gone", 40)]),                   # not listed any more
+    ([Staged("a", sha(7), 5)], [("drop", "a", 5)]),                           # listed, but republished
+    ([Staged("a", sha(1), 5)], []),                                           # resumes with its fetch
+    ([Staged("b", sha(2), 5)], []),                                           # listed, no room now: kept
+])
+def test_partials_of_unwanted_files_are_dropped_after_evictions(staged, expected):
+    p = plan(manifest(item(1, "a", 10), item(2, "b", 95)), [held("old", 5)], {"hdd": 100},
+             default_tier="hdd", staged=staged)
+    assert summary(p) == [("evict", "old", "not_listed"), *expected, ("fetch", "a", "hdd")]
 
 
 def test_skip_reasons_are_closed():
