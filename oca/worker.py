@@ -304,7 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < hard:  # every connection is a descriptor (plus the cached files): take what we may
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except OSError as e:    # a seccomp filter denying @resources (the origin's unit): keep the soft one
+            log.warning("cannot raise the open-files limit from %d to %d: %s", soft, hard, e)
     try:
         return uvloop.run(Worker(spec, args.slot, args.status_fd).run())
     except ConfigError as e:

@@ -122,3 +122,46 @@ def test_control_plane_migrates_in_its_sandbox(tmp_path: Path) -> None:
                                "--json", "--config", str(conf)), cwd=REPO)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["applied"]
+
+
+def test_origin_serves_under_its_units_filter(tmp_path: Path) -> None:
+    """`oca serve --root --rescan` as oca-origin.service runs it (seccomp: ~@privileged ~@resources):
+    it starts even where it may not raise its open-files limit, serves, and rescans."""
+    import socket
+    import time
+    import urllib.request
+
+    (tmp_path / "t1").mkdir()
+    (tmp_path / "t1" / "a.mp4").write_bytes(b"a" * 1000)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = in_unit("oca-origin.service", sys.executable, "-m", "oca.cli", "serve", "--root", str(tmp_path),
+                  "--listen", f"127.0.0.1:{port}", "--workers", "1", "--rescan", "200ms")
+    log = tmp_path.parent / f"origin-{port}.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+
+    def get(path: str) -> int:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+        except OSError:
+            return 0
+
+    def until(path: str, status: int) -> None:
+        deadline = time.monotonic() + 30
+        while get(path) != status:
+            assert proc.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    try:
+        until("/t1/a.mp4", 200)
+        (tmp_path / "t2").mkdir()
+        (tmp_path / "t2" / "b.mp4").write_bytes(b"b" * 10)
+        until("/t2/b.mp4", 200)
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, log.read_text()
