@@ -90,6 +90,17 @@ class OriginSource:
 Source = PeerSource | OriginSource
 
 
+def effective_scores(country: Mapping[str, float], fleet_wide: Mapping[str, float]) -> tuple[Mapping[str, float], str]:
+    """The popularity a manifest ranks by, and which: the appliance's country once any title was viewed
+    there, else the whole fleet's (a country's first appliance starts with what is popular elsewhere,
+    among the titles licensed to it, instead of an empty manifest); `none` before any view at all."""
+    if any(v > 0.0 for v in country.values()):
+        return country, "country"
+    if any(v > 0.0 for v in fleet_wide.values()):
+        return fleet_wide, "fleet"
+    return {}, "none"
+
+
 def rank_titles(scores: Mapping[str, float], licensed: Iterable[str], available: Iterable[str]) -> list[str]:
     """Titles with a positive score, licensed and with ready files, by score desc then id asc."""
     eligible = set(licensed) & set(available)

@@ -7,6 +7,7 @@ when the items change, or when the peer URLs are re-signed because half their li
 
 from __future__ import annotations
 
+import logging
 import time
 
 import orjson
@@ -26,6 +27,7 @@ from control_plane.errors import ApiError, not_found
 from control_plane.validation import check_identifier, format_time
 
 NO_EXPIRY = 1e18
+log = logging.getLogger("oca.control.fill")
 
 
 class PlanInputs:
@@ -43,10 +45,17 @@ class PlanInputs:
         return self._files[1]
 
     async def country(self, conn, country: str, now: float, ttl: float, half_life: float) -> tuple[list, dict]:
+        """The country's licences and the popularity to rank by (`fillplan.effective_scores`: the
+        country's, or the fleet's while nothing was viewed there)."""
         found = self._country.get(country)
         if found is None or not 0 <= now - found[0] < ttl:
-            found = self._country[country] = (now, await licences_repo.for_region(conn, country),
-                                              await popularity_repo.scores(conn, country, now, half_life))
+            local = await popularity_repo.scores(conn, country, now, half_life)
+            fleet_wide = {} if any(v > 0.0 for v in local.values()) else \
+                await popularity_repo.scores(conn, None, now, half_life)
+            scores, source = fillplan.effective_scores(local, fleet_wide)
+            if source != "country":
+                log.info("fill manifests for %s rank by %s popularity: no views there yet", country, source)
+            found = self._country[country] = (now, await licences_repo.for_region(conn, country), scores)
         return found[1], found[2]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from control_plane import popularity as pop
@@ -52,12 +52,15 @@ async def rebase(conn: AsyncConnection, old: float, new: float, half_life: float
     return new
 
 
-async def scores(conn: AsyncConnection, region: str, now: float, half_life: float) -> dict[str, float]:
-    """title → decayed view count at `now` in `region`."""
+async def scores(conn: AsyncConnection, region: str | None, now: float, half_life: float) -> dict[str, float]:
+    """title → decayed view count at `now` in `region`; `None`: summed over every region."""
     q = select(settings.c.value).where(settings.c.name == EPOCH_SETTING)
     value = (await conn.execute(q)).scalar_one_or_none()
     if value is None:
         return {}
     e = float(value)
-    q2 = select(popularity.c.title_id, popularity.c.score).where(popularity.c.region == region)
+    if region is None:
+        q2 = select(popularity.c.title_id, func.sum(popularity.c.score)).group_by(popularity.c.title_id)
+    else:
+        q2 = select(popularity.c.title_id, popularity.c.score).where(popularity.c.region == region)
     return {t: pop.current_score(s, now, e, half_life) for t, s in await conn.execute(q2)}

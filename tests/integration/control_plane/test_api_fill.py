@@ -103,6 +103,23 @@ async def test_manifest_ranks_places_and_signs(fleet_control):
     assert doc["items"][2]["sources"][2]["url"] == "http://10.0.0.5:8084/t1/r0.mp4"
 
 
+async def test_a_country_without_views_ranks_by_the_fleets_popularity(fleet_control):
+    c = fleet_control
+    status, body, _ = await c.call("POST", "/api/v1/appliances", b.appliance("fr-1", country="FR", ssd=1600,
+                                                                              hdd=3000, port=8085))
+    assert status == 201
+    c.tokens["fr-1"] = body["token"]
+    await c.call("POST", "/api/v1/titles/t1/licenses", {"region": "FR", "start": "2027-01-01T00:00:00Z"})
+    await plays(c, "t1", 3)           # views in DE only; t1 and t3 are licensed in FR
+    status, doc, _ = await manifest(c, "fr-1")
+    assert status == 200
+    # Nothing viewed in FR yet: the fleet's popularity, among FR's licensed titles (t3 unviewed: not placed).
+    assert [i["key"] for i in doc["items"]] == ["t1/r0.mp4", "t1/r1.mp4"]
+    await plays(c, "t3", 1, country="FR")
+    status, doc, _ = await manifest(c, "fr-1")
+    assert [i["key"] for i in doc["items"]] == ["t3/r0.mp4", "t3/r1.mp4"]    # FR's own views take over
+
+
 async def test_generation_etag_and_resigning(fleet_control):
     c = fleet_control
     await plays(c, "t1", 3)
@@ -166,9 +183,12 @@ async def test_manifest_without_key_ring_lists_only_origins(make_control):
                        b.report("isp1-b", inventory=b.full(1, b.item("t1/r0.mp4"))), token=tok["isp1-b"])
     await control.call("POST", "/api/v1/playback/t1/event", {"type": "play", "positionMs": 0}, token=None)
     assert await control.flusher.flush_once()
-    # No GeoIP and no trusted proxy: the view counts for region "unknown", not DE → nothing placed.
+    # No GeoIP and no trusted proxy: the view counts for region "unknown", none for DE, so DE ranks by
+    # the fleet's popularity. isp1-b holds the file nearby, but without a key ring its URL could not
+    # be signed: the origin is the only source.
     status, doc, _ = await manifest(control, token=tok["isp1-a"])
-    assert status == 200 and doc["items"] == []
+    assert status == 200 and [i["key"] for i in doc["items"]] == ["t1/r0.mp4"]
+    assert [s["kind"] for s in doc["items"][0]["sources"]] == ["origin"]
 
 
 async def test_plan_inputs_are_cached_for_inputs_cache_seconds(make_control):

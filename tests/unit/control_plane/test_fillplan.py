@@ -102,3 +102,16 @@ def test_sources_same_site_then_region_then_origins():
                                 OriginSource("o1", "http://o1"), OriginSource("o2", "http://o2"))
     assert index.sources("t2/x.mp4") == (OriginSource("o1", "http://o1"), OriginSource("o2", "http://o2"))
     assert SourceIndex(me, fleet, max_peers=0).sources(k)[0] == OriginSource("o1", "http://o1")
+
+
+@pytest.mark.parametrize(("country", "fleet_wide", "expected"), [
+    ({"a": 2.0}, {"b": 9.0}, ({"a": 2.0}, "country")),        # views in the country: only those count
+    ({}, {"b": 9.0, "a": 1.0}, ({"b": 9.0, "a": 1.0}, "fleet")),   # none yet: what is popular elsewhere
+    ({"a": 0.0}, {"b": 9.0}, ({"b": 9.0}, "fleet")),          # decayed to nothing counts as none
+    ({}, {}, ({}, "none")),                                   # a fleet without a single view
+])
+def test_effective_scores_fall_back_to_the_fleet(country, fleet_wide, expected):
+    from control_plane.fillplan import effective_scores
+
+    scores, source = effective_scores(country, fleet_wide)
+    assert (dict(scores), source) == expected
