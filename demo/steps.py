@@ -118,8 +118,9 @@ async def register_fleet(layout: Layout, group: ProcessGroup) -> None:
 async def start_edges(layout: Layout, group: ProcessGroup) -> None:
     o = layout.origin
     group.say("demo", f"starting the origin (open mode over {layout.origin_dir}) on {o.base_url}")
+    # --rescan: a title ingested while the demo runs (`oca-control ingest`) is served without a restart.
     await group.start("origin", [*OCA, "serve", "--root", str(layout.origin_dir), "--listen", f"127.0.0.1:{o.port}",
-                                 "--admin", f"127.0.0.1:{o.admin_port}", "--workers", "1"])
+                                 "--admin", f"127.0.0.1:{o.admin_port}", "--workers", "1", "--rescan", "5s"])
     for a in layout.appliances:
         await _run(group, a.id, [*OCA, "store", "init", "--config", str(layout.oca_config(a))], f"store init {a.id}")
         group.say("demo", f"starting {a.kind} appliance {a.id} on {a.base_url}")
