@@ -94,11 +94,16 @@ def effective_scores(country: Mapping[str, float], fleet_wide: Mapping[str, floa
     """The popularity a manifest ranks by, and which: the appliance's country once any title was viewed
     there, else the whole fleet's (a country's first appliance starts with what is popular elsewhere,
     among the titles licensed to it, instead of an empty manifest); `none` before any view at all."""
-    if any(v > 0.0 for v in country.values()):
+    if has_views(country):
         return country, "country"
-    if any(v > 0.0 for v in fleet_wide.values()):
+    if has_views(fleet_wide):
         return fleet_wide, "fleet"
     return {}, "none"
+
+
+def has_views(scores: Mapping[str, float]) -> bool:
+    """Any title with a decayed view count above zero."""
+    return any(v > 0.0 for v in scores.values())
 
 
 def rank_titles(scores: Mapping[str, float], licensed: Iterable[str], available: Iterable[str]) -> list[str]:

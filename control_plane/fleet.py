@@ -271,6 +271,10 @@ class ApplianceState:
     prefixes: Mapping = field(default_factory=dict)
     keys: frozenset[str] = frozenset()
 
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
 
 class Liveness(NamedTuple):
     """What deciding freshness and rotation needs of an appliance (a light query for /metrics)."""
@@ -283,8 +287,7 @@ class Liveness(NamedTuple):
 def is_fresh(state: ApplianceState | Liveness, now: float, stale_after: float) -> bool:
     """Reported within `stale_after` seconds. Origins are always fresh: they hold everything and
     are not expected to run the reporter."""
-    kind = state.spec.kind if isinstance(state, ApplianceState) else state.kind
-    if kind == "origin":
+    if state.kind == "origin":
         return True
     return state.last_report_at is not None and now - state.last_report_at <= stale_after
 

@@ -76,7 +76,6 @@ rendition_layouts = Table(
     Column("layout_json", Text, nullable=False), Column("frame_rate", Float, nullable=False),
     Column("language", String(35), nullable=False),
 )
-UNFINISHED = ("queued", "running", "cancelling")
 
 
 @dataclass(frozen=True)

@@ -284,7 +284,7 @@ class Store:
             if states[disk.id].state != "ok":
                 continue
             for meta in sorted((disk.path / "staging").glob("part-*.json")):
-                data = meta.with_name(meta.name[:-5])
+                data = _partial_data(meta)
                 try:
                     m = json.loads(meta.read_text())
                     st = data.stat()
@@ -298,24 +298,18 @@ class Store:
         """Delete the partial downloads of `key` on every disk, except one a process is writing now.
         True when something was deleted."""
         validate_key(key)
+        return self._discard_partials(key, keep_locked=True)
+
+    def _discard_partials(self, key: str, *, keep_locked: bool = False) -> bool:
         prefix, removed = f"part-{key_hash(key)}-", False
         for disk in self.config.disks:
             with suppress(OSError):
-                for data in (disk.path / "staging").iterdir():
-                    if not data.name.startswith(prefix) or data.name.endswith(".json") or _is_locked(data):
+                for p in (disk.path / "staging").iterdir():
+                    if not p.name.startswith(prefix) or (keep_locked and _is_locked(_partial_data(p))):
                         continue
-                    data.unlink(missing_ok=True)
-                    data.with_name(data.name + ".json").unlink(missing_ok=True)
+                    p.unlink(missing_ok=True)
                     removed = True
         return removed
-
-    def _discard_partials(self, key: str) -> None:
-        prefix = f"part-{key_hash(key)}-"
-        for disk in self.config.disks:
-            with suppress(OSError):
-                for p in (disk.path / "staging").iterdir():
-                    if p.name.startswith(prefix):
-                        p.unlink(missing_ok=True)
 
     def add_file(self, key: str, src: str | os.PathLike[str], *, tier: str | None = None,
                  sha256: str | None = None) -> Entry:
@@ -629,6 +623,11 @@ def _staged_bytes(disk: DiskConfig) -> int:
     return total
 
 
+def _partial_data(path: Path) -> Path:
+    """The data file of a partial download, given it or its ``.json`` metadata."""
+    return path.with_name(path.name[:-5]) if path.name.endswith(".json") else path
+
+
 def _is_locked(path: Path) -> bool:
     try:
         fd = os.open(path, os.O_RDONLY)
@@ -647,7 +646,7 @@ def _clean_staging(disk: DiskConfig, now: float, max_age: float) -> list[str]:
     removed = []
     for p in sorted((disk.path / "staging").iterdir()):
         if p.name.startswith("part-"):
-            data = p if not p.name.endswith(".json") else p.with_name(p.name[:-5])
+            data = _partial_data(p)
             meta = data.with_name(data.name + ".json")
             young = any(now - q.stat().st_mtime < max_age for q in (data, meta) if q.exists())
             if (young and data.exists() and meta.exists()) or _is_locked(data):

@@ -95,6 +95,14 @@ def steer(model: FleetModel, geo: GeoLookup | None, ip: str, content: Content, *
 
 def answer_document(decision: Decision, model: FleetModel, model_age_s: float) -> dict[str, Any]:
     client = decision.client
+    return {**_head(decision),
+            "candidates": [_candidate(r, explain(r, client)) for r in decision.candidates],
+            "model": _model(model, model_age_s)}
+
+
+# The answer's parts, shared by `answer_document` and `render_answer` (which must write the same bytes).
+def _head(decision: Decision) -> dict[str, Any]:
+    client = decision.client
     return {
         "version": ANSWER_VERSION,
         "client": {
@@ -105,13 +113,17 @@ def answer_document(decision: Decision, model: FleetModel, model_age_s: float) -
         },
         "key": decision.content.key,
         "title": decision.content.title,
-        "candidates": [{
-            "rank": r.rank, "appliance_id": r.appliance.id, "kind": r.appliance.kind.value,
-            "base_url": r.appliance.base_url, "tier": TIER_LABEL[r.tier], "reason": explain(r, client),
-            "load_ratio": r.appliance.load_ratio, "overloaded": r.overloaded,
-        } for r in decision.candidates],
-        "model": {"generation": model.generation, "age_s": round(model_age_s, 3)},
     }
+
+
+def _candidate(r: Ranked, reason: str) -> dict[str, Any]:
+    a = r.appliance
+    return {"rank": r.rank, "appliance_id": a.id, "kind": a.kind.value, "base_url": a.base_url,
+            "tier": TIER_LABEL[r.tier], "reason": reason, "load_ratio": a.load_ratio, "overloaded": r.overloaded}
+
+
+def _model(model: FleetModel, model_age_s: float) -> dict[str, Any]:
+    return {"generation": model.generation, "age_s": round(model_age_s, 3)}
 
 
 # A prefix tier's reason names the client's covering prefix, which differs between clients sharing a
@@ -126,12 +138,7 @@ def candidates_json(candidates: list[Ranked]) -> tuple[bytes | int, ...]:
     pieces: list[bytes | int] = [b"["]
     for n, r in enumerate(candidates):
         prefix_tier = r.tier in PREFIX_TIERS
-        a = r.appliance
-        text = orjson.dumps({
-            "rank": r.rank, "appliance_id": a.id, "kind": a.kind.value, "base_url": a.base_url,
-            "tier": TIER_LABEL[r.tier], "reason": reason_text(r, _PREFIX_MARK if prefix_tier else r.detail),
-            "load_ratio": a.load_ratio, "overloaded": r.overloaded,
-        })
+        text = orjson.dumps(_candidate(r, reason_text(r, _PREFIX_MARK if prefix_tier else r.detail)))
         head = b"," if n else b""
         if prefix_tier:
             # The last mark: only the reason's fixed text and numbers follow it, while an id or URL
@@ -152,15 +159,8 @@ def render_answer(decision: Decision, model: FleetModel, model_age_s: float) -> 
         pieces = candidates_json(decision.candidates)
         if cached is not None:
             cached.json = pieces
-    client = decision.client
-    matches = client.matches
-    head = orjson.dumps({
-        "version": ANSWER_VERSION,
-        "client": {"ip": client.address, "matched_prefix": matches[0].prefix if matches else None,
-                   "asn": client.asn, "country": client.country, "region": client.region,
-                   "source": client.source},
-        "key": decision.content.key, "title": decision.content.title,
-    })
-    tail = orjson.dumps({"generation": model.generation, "age_s": round(model_age_s, 3)})
+    matches = decision.client.matches
+    head = orjson.dumps(_head(decision))
+    tail = orjson.dumps(_model(model, model_age_s))
     body = b"".join([p if isinstance(p, bytes) else matches[p].prefix.encode() for p in pieces])
     return b"".join((head[:-1], b',"candidates":', body, b',"model":', tail, b"}"))

@@ -91,7 +91,9 @@ def explain(r: Ranked, client: Client) -> str:
 
 
 def reason_text(r: Ranked, detail: str | int) -> str:
-    """`explain` with the tier's detail given: answers render prefix reasons once, with a placeholder."""
+    """The reason text for `r` with its tier's detail filled in: the covering prefix (prefix tiers), the
+    ASN, the country or the region. `explain` passes the client's prefix; `decision.candidates_json`
+    passes a mark it later replaces with each client's own prefix."""
     reason = _REASONS[r.tier].format(detail)
     if r.overloaded:
         reason = (f"{reason}; overloaded (load {r.appliance.load_ratio:.2f} >= limit {r.load_limit:.2f}), "

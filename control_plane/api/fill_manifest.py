@@ -50,8 +50,8 @@ class PlanInputs:
         found = self._country.get(country)
         if found is None or not 0 <= now - found[0] < ttl:
             local = await popularity_repo.scores(conn, country, now, half_life)
-            fleet_wide = {} if any(v > 0.0 for v in local.values()) else \
-                await popularity_repo.scores(conn, None, now, half_life)
+            # The fleet-wide sum is read only when the country's own views will not be used.
+            fleet_wide = {} if fillplan.has_views(local) else await popularity_repo.scores(conn, None, now, half_life)
             scores, source = fillplan.effective_scores(local, fleet_wide)
             if source != "country":
                 log.info("fill manifests for %s rank by %s popularity: no views there yet", country, source)
