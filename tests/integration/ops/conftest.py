@@ -34,6 +34,31 @@ CP = "cp1.example.net"
 _RECAP = re.compile(r"^(\S+)\s+: ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 
 
+# Run a command as another uid with the checkout under test readable even when it lives in a private
+# directory (`git clone . "$(mktemp -d)/c"`: /tmp/tmp.XXXX is mode 0700). In a private mount namespace:
+# park the checkout on /dev/shm, mount a fresh /tmp, recreate the path there with traversable (not
+# listable) directories, and move the checkout back onto it. A checkout outside /tmp stays as it is.
+# $1 = the checkout; the rest is the command.
+_CHECKOUT_VISIBLE = r"""
+keep="$1"; shift
+park=/dev/shm/oca-test-keep-$$
+mkdir -p "$park" && mount -n --bind "$keep" "$park" || exit 94
+mount -t tmpfs -o mode=1777 tmpfs /tmp || exit 92
+if [ ! -d "$keep" ]; then
+  mkdir -p "$keep" || exit 95
+  d="$keep"; while [ "$d" != / ]; do chmod go+x "$d"; d=$(dirname "$d"); done
+fi
+mount -n --move "$park" "$keep" || exit 96
+rmdir "$park" 2>/dev/null
+exec "$@"
+"""
+
+
+def checkout_visible(argv: list[str]) -> list[str]:
+    """`argv` wrapped so that another uid can read the checkout (see _CHECKOUT_VISIBLE)."""
+    return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _CHECKOUT_VISIBLE, "sh", str(REPO), *argv]
+
+
 def units() -> list[Path]:
     return sorted(p for p in SYSTEMD_DIR.iterdir() if p.suffix in (".service", ".timer"))
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.ops.conftest import REPO, require, run_playbook
+from tests.integration.ops.conftest import REPO, checkout_visible, require, run_playbook
 
 pytestmark = [pytest.mark.root, pytest.mark.skipif(os.geteuid() != 0, reason="needs root for network namespaces")]
 
@@ -199,11 +199,12 @@ def test_reporter_reads_table_100_without_any_capability(lab: tuple[Bird, Bird])
             "print(json.dumps([list(r.ipv4), list(r.ipv6)]))")
     site = next((Path(sys.prefix) / "lib").glob("python3.*/site-packages"))
     proc = subprocess.run(
-        ["ip", "netns", "exec", oca.netns, "setpriv", "--reuid=64903", "--regid=64903", "--clear-groups",
-         "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all",
-         # ... and under oca-report.service's seccomp filter and address families (unit_sandbox.py).
-         "/usr/bin/python3", str(Path(__file__).with_name("unit_sandbox.py")), str(REPO / "systemd/oca-report.service"),
-         "/usr/bin/python3", "-c", code],
+        ["ip", "netns", "exec", oca.netns, *checkout_visible([
+            "setpriv", "--reuid=64903", "--regid=64903", "--clear-groups",
+            "--no-new-privs", "--bounding-set=-all", "--inh-caps=-all",
+            # ... and under oca-report.service's seccomp filter and address families (unit_sandbox.py).
+            "/usr/bin/python3", str(Path(__file__).with_name("unit_sandbox.py")),
+            str(REPO / "systemd/oca-report.service"), "/usr/bin/python3", "-c", code])],
         capture_output=True, text=True, timeout=60, cwd="/",
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": f"{REPO}:{site}", "PYTHONDONTWRITEBYTECODE": "1"})
     assert proc.returncode == 0, proc.stderr
