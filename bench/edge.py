@@ -139,6 +139,24 @@ def _lua(work: Path, name: str, text: str) -> Path:
 
 
 # -- servers --------------------------------------------------------------------------------------
+class Floor:
+    """bench/edge_floor.py on the nginx tree: the stack's floor (no features), pinned like the others."""
+
+    def __init__(self, root: Path, cpu: int) -> None:
+        self.port = _free_port()
+        self.proc = subprocess.Popen(["taskset", "-c", str(cpu), sys.executable, "-m", "bench.edge_floor",
+                                      str(root), str(self.port)], stdout=subprocess.PIPE)
+        if self.proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError("bench.edge_floor did not start")
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid]
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(60)
+
+
 class Ours:
     def __init__(self, config: Path, cpu: int) -> None:
         self.proc = subprocess.Popen(
@@ -278,12 +296,19 @@ def _run(args: argparse.Namespace, work: Path, server_cpu: int, client_cpu: int)
     scripts = lua_scripts(work, content)
     nginx = Nginx(work / "nginx", nginx_root, "127.0.0.1", _free_port(), cpu=server_cpu, access_log=True)
     nginx.start()
+    started: list = [nginx]
     try:
         ours = Ours(config, server_cpu)
+        started.append(ours)
+        floor = Floor(nginx_root, server_cpu)
+        started.append(floor)
     except BaseException:
-        nginx.stop()
+        for server in started:
+            server.stop()
         raise
-    servers = {"nginx": (nginx, "127.0.0.1", nginx.port), "oca": (ours, ours.host, ours.port)}
+    servers = {"nginx": (nginx, "127.0.0.1", nginx.port), "oca": (ours, ours.host, ours.port),
+               "floor": (floor, "127.0.0.1", floor.port)}
+    scripts["floor"] = scripts["oca"]   # the same request bytes as ours; the floor drops the query
     results: dict[str, dict[str, list[dict]]] = {s: {} for s in servers}
     try:
         for name, s in servers.items():   # warm both: page cache, fd caches, index caches
@@ -295,12 +320,13 @@ def _run(args: argparse.Namespace, work: Path, server_cpu: int, client_cpu: int)
                     r = measure(srv, host, port, scripts[name][workload], args.duration, conns, client_cpu)
                     results[name].setdefault(workload, []).append(r)
         idle = {"nginx": 0.0, "oca": 0.0}
-        for name, (srv, host, port) in servers.items() if args.idle else ():
+        for name in ("nginx", "oca") if args.idle else ():
+            srv, host, port = servers[name]
             path = "/big.mp4" if name == "nginx" else signed("/big.mp4", content["secret"])
             idle[name] = idle_memory(srv, host, port, path, args.idle)
     finally:
-        ours.stop()
-        nginx.stop()
+        for server in started:
+            server.stop()
     summary = summarise(results, idle, args.workloads.split(","))
     hot = subprocess.run(["taskset", "-c", str(server_cpu), sys.executable, "-m", "bench.edge_hotpath"],
                          capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
@@ -313,13 +339,15 @@ def _run(args: argparse.Namespace, work: Path, server_cpu: int, client_cpu: int)
 def summarise(results: dict, idle: dict, workloads: list[str]) -> dict:
     out: dict = {"workloads": {}, "idle_kib_per_conn": idle}
     for workload in workloads:
-        n, o = results["nginx"][workload], results["oca"][workload]
+        n, o, f = results["nginx"][workload], results["oca"][workload], results["floor"][workload]
         w: dict = {}
         metric = "gbps" if workload == "2MiB" else "rps"
         for key in (metric, "p50_ms", "p99_ms", "cpu_us_per_req"):
             w[key] = {"nginx": statistics.median(r[key] for r in n), "oca": statistics.median(r[key] for r in o),
-                      "ratio": statistics.median(_ratio(b[key], a[key]) for a, b in zip(n, o, strict=True))}
-        w["errors"] = any(r["errors"] for r in n + o)
+                      "ratio": statistics.median(_ratio(b[key], a[key]) for a, b in zip(n, o, strict=True)),
+                      "floor": statistics.median(r[key] for r in f),
+                      "floor_ratio": statistics.median(_ratio(b[key], a[key]) for a, b in zip(n, f, strict=True))}
+        w["errors"] = any(r["errors"] for r in n + o + f)
         out["workloads"][workload] = w
     w = out["workloads"]
     checks = {"2MiB >= 1.0x": ("2MiB", "gbps", lambda r: r >= 1.0),
@@ -327,6 +355,8 @@ def summarise(results: dict, idle: dict, workloads: list[str]) -> dict:
               "1KiB >= 0.9x": ("1KiB", "rps", lambda r: r >= 0.9),
               "p99 <= 1.5x": ("p99", "p99_ms", lambda r: r <= 1.5)}
     out["targets"] = {name: ok(w[wl][metric]["ratio"]) for name, (wl, metric, ok) in checks.items() if wl in w}
+    out["floor_targets"] = {name: ok(w[wl][metric]["floor_ratio"])
+                            for name, (wl, metric, ok) in checks.items() if wl in w}
     return out
 
 
@@ -337,13 +367,15 @@ def _ratio(a: float, b: float) -> float:
 def print_table(s: dict, args: argparse.Namespace) -> None:
     print(f"edge bench: {args.reps} x {args.duration:g}s per workload, wrk -t1 -c{args.connections} "
           f"(p99: -c16, 10 ms between requests per connection); servers on one core, wrk on the other")
-    print(f"{'workload':<8} {'metric':<14} {'nginx':>12} {'oca':>12} {'oca/nginx':>10}")
+    print(f"{'workload':<8} {'metric':<14} {'nginx':>12} {'oca':>12} {'oca/nginx':>10} {'floor':>12} "
+          f"{'floor/nginx':>12}")
     for workload, w in s["workloads"].items():
         for key, label in (("gbps", "Gbit/s"), ("rps", "req/s"), ("p50_ms", "p50 ms"), ("p99_ms", "p99 ms"),
                            ("cpu_us_per_req", "CPU us/req")):
             if key in w:
                 v = w[key]
-                print(f"{workload:<8} {label:<14} {v['nginx']:>12.3f} {v['oca']:>12.3f} {v['ratio']:>9.2f}x")
+                print(f"{workload:<8} {label:<14} {v['nginx']:>12.3f} {v['oca']:>12.3f} {v['ratio']:>9.2f}x "
+                      f"{v['floor']:>12.3f} {v['floor_ratio']:>11.2f}x")
         if w["errors"]:
             print(f"{workload:<8} (wrk reported errors or non-2xx answers)")
     i = s["idle_kib_per_conn"]
@@ -355,7 +387,8 @@ def print_table(s: dict, args: argparse.Namespace) -> None:
               f"{h['oca_us_per_req']} us/request = syscall floor {h['floor_us_per_req']} us + "
               f"our Python {h['python_us_per_req']} us")
     for target, ok in s["targets"].items():
-        print(f"target {target}: {'met' if ok else 'NOT met'}")
+        floor = "reached" if s["floor_targets"][target] else "NOT reached"
+        print(f"target {target}: {'met' if ok else 'NOT met'} (by the featureless floor: {floor})")
 
 
 def _free_port() -> int:

@@ -3,8 +3,9 @@
 A synthetic fleet (17,000 appliances, 1,000,000 IPv4 + 100,000 IPv6 prefixes, 17,000 titles) goes through
 the real snapshot parser and model builder; then in-process decisions per second on one core, then HTTP
 ``/api/v1/steer`` requests per second with the server pinned to one core and wrk on the other, against a
-bare aiohttp "hello" handler in the same run; then the kernel-table read at 100,000 routes (netlink vs
-pyroute2, when root). Prints a readable table, then one JSON line.
+bare aiohttp "hello" handler in the same run, and against the "floor" of any steering handler on aiohttp
+(parse the query, one prefix lookup, a pre-rendered answer of the same size); then the kernel-table
+read at 100,000 routes (netlink vs pyroute2, when root). Prints a readable table, then one JSON line.
 
 Options: ``--quick`` (a 10x smaller fleet, for a smoke run), ``--http-seconds N``, ``--skip-http``,
 ``--skip-routes``.
@@ -281,6 +282,26 @@ def measure_http(model: FleetModel, geo: Any, requests: list[tuple[str, Content]
         app.router.add_get("/api/v1/steer", hello)
         return app
 
+    def floor_app() -> web.Application:
+        # The least a steering handler on aiohttp does: read the query, one longest-prefix match, and
+        # a body of the answer's size (rendered once, ahead). No GeoIP, ranking, rendering or metrics.
+        import orjson
+
+        from steering.decision import answer_document
+        from steering.prefixes import normalize_ip
+
+        ip, content = requests[0]
+        body = orjson.dumps(answer_document(steer(model, geo, ip, content, limit=5), model, 0.0))
+
+        async def floor(request: web.Request) -> web.Response:
+            query = request.query
+            model.prefixes.lookup(*normalize_ip(query["ip"]))
+            query.get("key")
+            return web.Response(body=body, content_type="application/json")
+        app = web.Application()
+        app.router.add_get("/api/v1/steer", floor)
+        return app
+
     def steering_app() -> web.Application:
         holder = ModelHolder(time.monotonic)
         holder.swap(model)
@@ -290,9 +311,11 @@ def measure_http(model: FleetModel, geo: Any, requests: list[tuple[str, Content]
     paths = [f"/api/v1/steer?{urlencode({'ip': ip, 'key': c.key})}" for ip, c in requests[:20000]]
     pair = (cpus[0], cpus[-1])
     hello = run_wrk(hello_app, paths, seconds, pair)
+    floor = run_wrk(floor_app, paths, seconds, pair)
     steer_result = run_wrk(steering_app, paths, seconds, pair)
-    return {"hello": hello, "steer": steer_result,
+    return {"hello": hello, "floor": floor, "steer": steer_result,
             "ratio": round(steer_result["req_per_s"] / max(1, hello["req_per_s"]), 3),
+            "floor_ratio": round(floor["req_per_s"] / max(1, hello["req_per_s"]), 3),
             "server_cpu": pair[0], "wrk_cpu": pair[1]}
 
 
@@ -417,6 +440,9 @@ def print_table(r: dict[str, Any]) -> None:
                   f"{h['steer']['req_per_s']:,} (avg latency {h['steer']['avg_latency']}, "
                   f"non-2xx {h['steer']['non_2xx']}, "
                   f"ranking-cache hit ratio {h['steer'].get('cache_hit_ratio')})"),
+                 ("HTTP floor req/s (1 core)",
+                  f"{h['floor']['req_per_s']:,} (query + one prefix lookup + a pre-rendered answer; "
+                  f"floor / hello {h['floor_ratio']})"),
                  ("steer / hello", f"{h['ratio']} (target >= 0.8)")]
     for row in r.get("kernel_table_read", {}).values():
         if isinstance(row, dict):
