@@ -1,10 +1,11 @@
 """CPU per request of the edge's serving path, in process, without the network: a stable figure.
 
 The wrk bench's req/s and latency ratios depend on who gets the CPU on a shared machine; this one
-does not. It feeds 1 KiB range requests into a real `EdgeProtocol` (handler, metrics, access log on)
-whose socket is one end of a Unix socket pair, drains the other end, and measures thread CPU time
-per request. The "floor" runs the same syscalls (parse with httptools, send the head with MSG_MORE,
-sendfile the body, drain) with no features at all, so `oca - floor` is what our Python costs.
+does not. It feeds 1 KiB range requests into a real `EdgeProtocol` (handler, metrics, access log on,
+a store-backed index like an appliance's) whose socket is one end of a Unix socket pair, drains the
+other end, and measures thread CPU time per request. The "floor" runs the same syscalls (parse with
+httptools, send the head with MSG_MORE, sendfile the body, drain) with no features at all, so
+`oca - floor` is what our Python costs.
 
     python -m bench.edge_hotpath        (also printed by `python -m bench.edge`)
 """
@@ -82,10 +83,35 @@ def _per_request(step, reqs: list[bytes], b: socket.socket, n: int) -> float:  #
     return (time.thread_time() - t0) / n * 1e6
 
 
+def _store(work: Path, source: Path):  # noqa: ANN202
+    """A one-disk store holding `source` as key f.mp4, opened like a worker opens it (the appliance's
+    index: cached descriptors are not re-checked per request, unlike `--root` directories)."""
+    from oca.config import load_oca_config
+    from oca.files import StoreSource
+    from oca.store import Store, init_disks
+
+    (work / "ssd").mkdir()
+    (work / "oca.toml").write_text(f"""
+[store]
+index_path = "{work}/index"
+default_tier = "ssd"
+[[store.tiers.ssd.disks]]
+path = "{work}/ssd"
+capacity = "1GiB"
+[tokens]
+mode = "open"
+""")
+    config = load_oca_config(work / "oca.toml")
+    init_disks(config.store)
+    with Store.open(config.store, cleanup=True) as store:
+        store.add_file("f.mp4", source)
+    return StoreSource(Store.open(config.store, cleanup=False))
+
+
 def measure(root: Path, n: int = 20000, reps: int = 5) -> dict[str, float]:
     from oca.accesslog import AccessLog
     from oca.config import Section, read_edge_config
-    from oca.files import FdCache, IndexView, RootSource
+    from oca.files import FdCache, IndexView
     from oca.http.handler import Context
     from oca.http.protocol import EdgeProtocol, Shared
     from oca.http.response import Clock
@@ -94,7 +120,8 @@ def measure(root: Path, n: int = 20000, reps: int = 5) -> dict[str, float]:
     reqs = _requests(1000)
     config = read_edge_config(Section({"tokens": {"mode": "open"}}, "bench"))
     fds = FdCache(64)
-    ctx = Context(config, None, IndexView(RootSource(root), fds), Clock())
+    source = _store(root.parent, root / "f.mp4")
+    ctx = Context(config, None, IndexView(source, fds), Clock())
     shared = Shared(ctx, fds, WorkerMetrics(), AccessLog(root.parent / "hotpath-access.log"))
     a, b = _pair()
     proto = EdgeProtocol(shared)
@@ -120,6 +147,7 @@ def measure(root: Path, n: int = 20000, reps: int = 5) -> dict[str, float]:
         bare = statistics.median(_per_request(floor, reqs, fb, n) for _ in range(reps))
     finally:
         shared.access.close()
+        source.close()
         os.close(fd)
         for s in (a, b, fa, fb):
             s.close()
