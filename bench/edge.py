@@ -37,6 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.edge_hotpath import store_toml
 from bench.nginx import Nginx
 
 TICK = os.sysconf("SC_CLK_TCK")
@@ -60,16 +61,9 @@ def make_content(work: Path) -> tuple[Path, Path, dict]:
         (src / k).write_bytes(os.urandom(SEGMENT))
     (src / "big.mp4").write_bytes(os.urandom(BIG))
     keys.append("big.mp4")
-    (work / "ssd").mkdir()
     secret = secrets.token_hex(32)
     (work / "keys.toml").write_text(f'[[keys]]\nid = "bench"\nsecret = "{secret}"\n')
-    (work / "oca.toml").write_text(f"""
-[store]
-index_path = "{work}/index"
-default_tier = "ssd"
-[[store.tiers.ssd.disks]]
-path = "{work}/ssd"
-capacity = "10GiB"
+    (work / "oca.toml").write_text(store_toml(work, "10GiB") + f"""
 [server]
 listen = "127.0.0.1:0"
 workers = 1

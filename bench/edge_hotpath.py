@@ -83,6 +83,19 @@ def _per_request(step, reqs: list[bytes], b: socket.socket, n: int) -> float:  #
     return (time.thread_time() - t0) / n * 1e6
 
 
+def store_toml(work: Path, capacity: str) -> str:
+    """The [store] section of a one-disk store (an ssd tier) under `work`; makes the disk directory."""
+    (work / "ssd").mkdir()
+    return f"""
+[store]
+index_path = "{work}/index"
+default_tier = "ssd"
+[[store.tiers.ssd.disks]]
+path = "{work}/ssd"
+capacity = "{capacity}"
+"""
+
+
 def _store(work: Path, source: Path):  # noqa: ANN202
     """A one-disk store holding `source` as key f.mp4, opened like a worker opens it (the appliance's
     index: cached descriptors are not re-checked per request, unlike `--root` directories)."""
@@ -90,17 +103,7 @@ def _store(work: Path, source: Path):  # noqa: ANN202
     from oca.files import StoreSource
     from oca.store import Store, init_disks
 
-    (work / "ssd").mkdir()
-    (work / "oca.toml").write_text(f"""
-[store]
-index_path = "{work}/index"
-default_tier = "ssd"
-[[store.tiers.ssd.disks]]
-path = "{work}/ssd"
-capacity = "1GiB"
-[tokens]
-mode = "open"
-""")
+    (work / "oca.toml").write_text(store_toml(work, "1GiB") + '[tokens]\nmode = "open"\n')
     config = load_oca_config(work / "oca.toml")
     init_disks(config.store)
     with Store.open(config.store, cleanup=True) as store:
