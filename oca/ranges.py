@@ -188,18 +188,13 @@ def plan_range(header: str | None, size: int, *, max_ranges: int = DEFAULT_MAX_R
     if header is None:
         return FULL
     m = _ONE_RANGE.match(header)
-    if m is not None:  # `_resolve` inlined for the one range nearly every request sends
-        first, last = m.groups()
-        a = int(first)
-        if last:
-            b = int(last)
-            if b < a:
-                return Ignored("syntax")
-            if b >= size:
-                b = size - 1
-        else:
-            b = size - 1
-        return Partial(ByteRange(a, b)) if a < size else UNSATISFIABLE
+    if m is not None:
+        a = int(m.group(1))
+        b = int(m.group(2)) if m.group(2) else None
+        if b is not None and b < a:
+            return Ignored("syntax")
+        r = _resolve((a, b), size)
+        return Partial(r) if r is not None else UNSATISFIABLE
     specs = parse_range_set(header, max_ranges)
     if isinstance(specs, str):
         return Ignored(specs)
