@@ -330,27 +330,28 @@ def _run(args: argparse.Namespace, work: Path, server_cpu: int, client_cpu: int)
     return 0
 
 
+TARGETS = {"2MiB >= 1.0x": ("2MiB", "gbps", lambda r: r >= 1.0),
+           "64KiB >= 0.9x": ("64KiB", "rps", lambda r: r >= 0.9),
+           "1KiB >= 0.9x": ("1KiB", "rps", lambda r: r >= 0.9),
+           "p99 <= 1.5x": ("p99", "p99_ms", lambda r: r <= 1.5)}
+
+
 def summarise(results: dict, idle: dict, workloads: list[str]) -> dict:
     out: dict = {"workloads": {}, "idle_kib_per_conn": idle}
     for workload in workloads:
-        n, o, f = results["nginx"][workload], results["oca"][workload], results["floor"][workload]
+        runs = {name: results[name][workload] for name in ("nginx", "oca", "floor")}
         w: dict = {}
         metric = "gbps" if workload == "2MiB" else "rps"
         for key in (metric, "p50_ms", "p99_ms", "cpu_us_per_req"):
-            w[key] = {"nginx": statistics.median(r[key] for r in n), "oca": statistics.median(r[key] for r in o),
-                      "ratio": statistics.median(_ratio(b[key], a[key]) for a, b in zip(n, o, strict=True)),
-                      "floor": statistics.median(r[key] for r in f),
-                      "floor_ratio": statistics.median(_ratio(b[key], a[key]) for a, b in zip(n, f, strict=True))}
-        w["errors"] = any(r["errors"] for r in n + o + f)
+            w[key] = {name: statistics.median(r[key] for r in rs) for name, rs in runs.items()}
+            for label, name in (("ratio", "oca"), ("floor_ratio", "floor")):   # per repetition, then the median
+                w[key][label] = statistics.median(_ratio(b[key], a[key])
+                                                  for a, b in zip(runs["nginx"], runs[name], strict=True))
+        w["errors"] = any(r["errors"] for rs in runs.values() for r in rs)
         out["workloads"][workload] = w
     w = out["workloads"]
-    checks = {"2MiB >= 1.0x": ("2MiB", "gbps", lambda r: r >= 1.0),
-              "64KiB >= 0.9x": ("64KiB", "rps", lambda r: r >= 0.9),
-              "1KiB >= 0.9x": ("1KiB", "rps", lambda r: r >= 0.9),
-              "p99 <= 1.5x": ("p99", "p99_ms", lambda r: r <= 1.5)}
-    out["targets"] = {name: ok(w[wl][metric]["ratio"]) for name, (wl, metric, ok) in checks.items() if wl in w}
-    out["floor_targets"] = {name: ok(w[wl][metric]["floor_ratio"])
-                            for name, (wl, metric, ok) in checks.items() if wl in w}
+    for field, label in (("targets", "ratio"), ("floor_targets", "floor_ratio")):
+        out[field] = {name: ok(w[wl][metric][label]) for name, (wl, metric, ok) in TARGETS.items() if wl in w}
     return out
 
 
