@@ -54,6 +54,12 @@ if ! "$py" -c 'import venv, ensurepip' 2>/dev/null; then
   else echo "bootstrap: the venv module is missing: apt-get install python3-venv" >&2; exit 1; fi
 fi
 
+# The compiled module (setup.py) needs the headers of the Python the venv is made from.
+if ! "$py" -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))'; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get install -y -q python3-dev >/dev/null
+  else echo "bootstrap: the Python headers are missing: apt-get install python3-dev" >&2; exit 1; fi
+fi
+
 stamp=.venv/.oca-stamp
 if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "bootstrap: creating .venv from pyproject.toml" >&2
@@ -63,6 +69,14 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stam
     grep -v "is ignored: it is neither" .venv/pip.log >&2; echo "bootstrap: pip install failed" >&2; exit 1
   fi
   touch "$stamp"
+fi
+# An existing venv: rebuild the compiled module when its source is newer (or it was never built).
+so=(steering/_groupscan*.so)
+if [ ! -e "${so[0]}" ] || [ steering/_groupscan.c -nt "${so[0]}" ]; then
+  echo "bootstrap: building steering/_groupscan.c" >&2
+  if ! .venv/bin/pip install -q --no-deps -e . >.venv/pip.log 2>&1; then
+    cat .venv/pip.log >&2; echo "bootstrap: building the compiled module failed" >&2; exit 1
+  fi
 fi
 
 # npm packages (players, playwright-core) from the lockfile, when the project has one.

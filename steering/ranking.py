@@ -19,11 +19,11 @@ Rules, in order (docs/steering.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Sequence
 from enum import IntEnum
 from typing import NamedTuple
 
-from steering.fleet import EMPTY_GROUP, RARE_HOLDERS_MAX, Appliance, FleetModel, Group, Kind, stable_hash64
+from steering.fleet import KIND_CODE, RARE_HOLDERS_MAX, Appliance, FleetModel, Group, Kind, Packed, stable_hash64
 from steering.prefixes import Match
 
 DEFAULT_LOAD_LIMIT = 0.8
@@ -132,19 +132,18 @@ def rank(model: FleetModel, client: Client, content: Content, *, load_limit: flo
     region has hundreds of exchange points.
     """
     if content.key is not None:
-        holders = model.key_holders.get(content.key)
-        common = holders is None and content.key in model.common_keys
-        ready = content.key in model.ready_keys
+        wanted, ready = content.key, model.ready_keys
+        holders = model.key_holders.get(wanted)
+        common = holders is None and wanted in model.common_keys
     else:
-        holders = model.title_holders.get(content.title)
-        common = holders is None and content.title in model.common_titles
-        ready = content.title in model.titles
+        wanted, ready = content.title, model.titles
+        holders = model.title_holders.get(wanted)
+        common = holders is None and wanted in model.common_titles
     want = limit if limit is not None else len(model.appliances) + 1
-    if not common and len(holders or ()) <= holders_scan_max:
-        holders = holders or ()
-        under, over = _rows_from_holders(model, client, content, holders, ready, load_limit)
-    else:
-        under, over = _rows_from_groups(model, client, content, want, load_limit)
+    if common or len(holders or ()) > holders_scan_max:
+        return SCAN(group_chunks(model, client, content), model.appliances, model.packed, content_hash(content, model),
+                    want, load_limit, wanted, content.key is not None, ready, Ranked)
+    under, over = _rows_from_holders(model, client, content, holders or (), wanted in ready, load_limit)
     under.sort()
     over.sort()
     return [Ranked(n, row[5], row[0], row[6], row[4], load_limit)
@@ -155,64 +154,71 @@ def rank(model: FleetModel, client: Client, content: Content, *, load_limit: flo
 # up to the index, which is unique, so never the appliance itself.
 Row = tuple[Tier, int, int, int, int | str, Appliance, bool]
 
+# What the group scan walks, in rank order: (tier, detail, appliance indices, common, kind code). Only
+# the fresh and healthy appliances of that kind count (groups hold no others; a covering prefix's owners
+# may be of any kind), and every one of them holds the content when it is in `common`.
+Chunk = tuple[Tier, int | str, Sequence[int], frozenset[str], int]
+_NO_COMMON: frozenset[str] = frozenset()
+_EMBEDDED, _IXP, _ORIGIN = KIND_CODE[Kind.EMBEDDED], KIND_CODE[Kind.IXP], KIND_CODE[Kind.ORIGIN]
 
-def _rows_from_groups(model: FleetModel, client: Client, content: Content, want: int,
-                      load_limit: float) -> tuple[list[Row], list[Row]]:
-    """Walk the client's groups in rank order; stop at the first group boundary with `want` rows under
-    the load limit."""
-    apps = model.appliances
-    key, title = content.key, content.title
-    ready_keys, titles = model.ready_keys, model.titles
-    h = content_hash(content, model)
-    seen: set[int] = set()
-    under: list[Row] = []
-    over: list[Row] = []
 
-    def rows_of(tier: Tier, order: int, members: tuple[Appliance, ...] | list[Appliance],
-                detail: str | int, common: frozenset[str]) -> list[Row]:
-        # Comprehensions with the weight inlined (see hrw_weight): this is the hot path of every decision.
-        if (key if key is not None else title) in common:       # every member holds it
-            return [(tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index, detail, a,
-                     a.load_ratio >= load_limit) for a in members]
-        if key is not None:
-            return [(tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index, detail, a,
-                     a.load_ratio >= load_limit)
-                    for a in members if key in a.keys or (a.holds_all and key in ready_keys)]
-        return [(tier, order, -(((h ^ a.seed) * _FIB64) & _MASK64), a.index, detail, a,
-                 a.load_ratio >= load_limit)
-                for a in members if title in a.titles or (a.holds_all and title in titles)]
-
-    def take(rows: Iterable[Row]) -> bool:
-        for row in rows:
-            if row[3] not in seen:
-                seen.add(row[3])
-                (over if row[6] else under).append(row)
-        return len(under) >= want
-
-    def scan_group(tier: Tier, group: Group, detail: str | int) -> bool:
-        return take(rows_of(tier, 0, group.members, detail,
-                            group.common_keys if key is not None else group.common_titles))
-
-    def covering(kind: Kind, indices: tuple[int, ...]) -> list[Appliance]:
-        return [a for a in map(apps.__getitem__, indices) if a.kind is kind and a.fresh and a.healthy]
-
+def group_chunks(model: FleetModel, client: Client, content: Content) -> list[Chunk]:
+    """The client's candidate groups in the order of rule 2: covering embedded (most specific prefix
+    first), the ASN's embedded, covering exchange points, the country's, the region's, the origins."""
+    by_key = content.key is not None
     matches = client.matches
-    for order, match in enumerate(matches):
-        if take(rows_of(Tier.PREFIX, order, covering(Kind.EMBEDDED, match.appliances), order, frozenset())):
-            return under, over
-    if client.asn is not None and scan_group(Tier.ASN, model.embedded_by_asn.get(client.asn, EMPTY_GROUP),
-                                             client.asn):
-        return under, over
-    for order, match in enumerate(matches):
-        if take(rows_of(Tier.IXP_PREFIX, order, covering(Kind.IXP, match.appliances), order, frozenset())):
-            return under, over
     country, region = client.country, client.region
-    for tier, group, detail in ((Tier.IXP_COUNTRY, model.ixp_by_country.get(country) if country else None, country),
-                                (Tier.IXP_REGION, model.ixp_by_region.get(region) if region else None, region),
-                                (Tier.ORIGIN, model.origins, "")):
-        if group is not None and scan_group(tier, group, detail or ""):
-            return under, over
-    return under, over
+    chunks: list[Chunk] = [(Tier.PREFIX, order, m.appliances, _NO_COMMON, _EMBEDDED) for order, m in enumerate(matches)]
+    _add_group(chunks, Tier.ASN, model.embedded_by_asn.get(client.asn) if client.asn is not None else None,
+               client.asn or 0, by_key, _EMBEDDED)
+    chunks += [(Tier.IXP_PREFIX, order, m.appliances, _NO_COMMON, _IXP) for order, m in enumerate(matches)]
+    _add_group(chunks, Tier.IXP_COUNTRY, model.ixp_by_country.get(country) if country else None, country or "",
+               by_key, _IXP)
+    _add_group(chunks, Tier.IXP_REGION, model.ixp_by_region.get(region) if region else None, region or "",
+               by_key, _IXP)
+    _add_group(chunks, Tier.ORIGIN, model.origins, "", by_key, _ORIGIN)
+    return chunks
+
+
+def _add_group(chunks: list[Chunk], tier: Tier, group: Group | None, detail: int | str, by_key: bool,
+               kind: int) -> None:
+    if group is not None and group.members:
+        chunks.append((tier, detail, group.indices, group.common_keys if by_key else group.common_titles, kind))
+
+
+def scan_groups_py(chunks: list[Chunk], apps: Sequence[Appliance], packed: Packed, content_h: int, want: int,
+                   load_limit: float, wanted: str, is_key: bool, ready: Container[str],
+                   ranked: type[Ranked]) -> list[Ranked]:
+    """Walk `chunks` in order: inside a chunk the holders go by rendezvous weight (then index), an
+    appliance taken by an earlier chunk is skipped, those at or over the load limit follow all under it
+    (rule 3); stop at the first chunk boundary with `want` under the limit.
+
+    The reference for the compiled scan (steering/_groupscan.c), which gives the same answer (a property
+    test checks it) reading `packed` where this reads the appliances themselves."""
+    seen: set[int] = set()
+    under: list[tuple[Tier, Appliance, bool, int | str]] = []
+    over: list[tuple[Tier, Appliance, bool, int | str]] = []
+    for tier, detail, indices, common, kind in chunks:
+        members = [a for a in map(apps.__getitem__, indices) if KIND_CODE[a.kind] == kind and a.eligible]
+        if wanted not in common:
+            members = [a for a in members
+                       if wanted in (a.keys if is_key else a.titles) or (a.holds_all and wanted in ready)]
+        for _, index, a in sorted([(-hrw_weight(content_h, a.seed), a.index, a) for a in members]):
+            if index not in seen:
+                seen.add(index)
+                overloaded = a.load_ratio >= load_limit
+                (over if overloaded else under).append((tier, a, overloaded, detail))
+        if len(under) >= want:
+            break
+    rows = under[:want] + over[:max(0, want - len(under))]
+    return [ranked(n, a, tier, overloaded, detail, load_limit)
+            for n, (tier, a, overloaded, detail) in enumerate(rows, start=1)]
+
+
+try:    # built by `pip install -e .` (setup.py); tests fail with a clear reason when it is missing
+    from steering._groupscan import scan as SCAN
+except ImportError:
+    SCAN = scan_groups_py
 
 
 def _rows_from_holders(model: FleetModel, client: Client, content: Content, holders: tuple[int, ...],

@@ -141,9 +141,10 @@ def inventory() -> dict:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The oca-stack wheel, built from a copy of the sources (the checkout stays untouched)."""
     src = tmp_path_factory.mktemp("src")
-    shutil.copy2(REPO / "pyproject.toml", src)
+    for name in ("pyproject.toml", "setup.py"):
+        shutil.copy2(REPO / name, src)
     for pkg in ("oca", "fill", "steering", "control_plane"):
-        shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(REPO / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__", "*.so"))
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(out), str(src)],
                    check=True, capture_output=True, timeout=180)

@@ -65,6 +65,8 @@ _DELETE = object()
     (_set(["appliances", 0, "asn"], "64500"), "appliances[0].asn"),
     (_set(["appliances", 0, "healthy"], 1), "appliances[0].healthy"),
     (_set(["appliances", 0, "load_ratio"], -0.1), "appliances[0].load_ratio"),
+    (_set(["appliances", 0, "load_ratio"], float("nan")), "appliances[0].load_ratio"),
+    (_set(["appliances", 0, "load_ratio"], 10**400), "appliances[0].load_ratio"),
     (_set(["appliances", 0, "prefixes", "ipv4"], ["203.0.113.1/24"]), "appliances[0].prefixes.ipv4[0]"),
     (_set(["appliances", 0, "prefixes", "ipv4"], ["2001:db8::/32"]), "appliances[0].prefixes.ipv4[0]"),
     (_set(["appliances", 0, "prefixes", "ipv6"], ["10.0.0.0/8"]), "appliances[0].prefixes.ipv6[0]"),

@@ -166,7 +166,8 @@ def fleets(draw):
             country=draw(st.sampled_from(["DE", "FR", None])), region=draw(st.sampled_from(["eu", "us", None])),
             v4=[p for p in chosen if ":" not in p], v6=[p for p in chosen if ":" in p],
             keys=draw(st.lists(st.sampled_from(KEYS), unique=True)), healthy=draw(st.booleans()),
-            fresh=draw(st.booleans()), load=draw(st.floats(0, 2)), holds_all=draw(st.booleans())))
+            fresh=draw(st.booleans()), load=draw(st.one_of(st.floats(0, 2), st.sampled_from([0, 1, 2]))),
+            holds_all=draw(st.booleans())))
     return snapshot(apps, titles={"t1": ["t1/a.mp4", "t1/b.mp4"], "t2": ["t2/a.mp4"]})
 
 
@@ -204,24 +205,48 @@ def test_title_answers_hold_every_rendition(doc, title):
 @given(doc=fleets(), ip=st.sampled_from(["203.0.113.5", "203.0.7.1", "192.0.2.1", "2001:db8:1::1"]),
        content=st.sampled_from([Content(key=k) for k in KEYS + ["t9/none.mp4"]] + [Content(title="t1")]),
        asn=st.sampled_from([64500, 64501, None]), country=st.sampled_from(["DE", "FR", None]),
-       limit=st.sampled_from([None, 1, 3]))
-def test_both_candidate_searches_give_the_same_answer(doc, ip, content, asn, country, limit):
-    """rank() walks the client's groups or classifies the content's holders, whichever is cheaper."""
-    from steering.ranking import _rows_from_groups, _rows_from_holders
+       limit=st.sampled_from([None, 1, 3]), load_limit=st.sampled_from([0.8, 1, 0.0]))
+def test_every_candidate_search_gives_the_same_answer(doc, ip, content, asn, country, limit, load_limit):
+    """rank() walks the client's groups (compiled, or the Python reference) or classifies the content's
+    holders, whichever is cheaper: all three answer alike, down to every field of every entry."""
+    from steering import ranking
 
     model = FleetModel.build(doc)
     who = client(model, ip=ip, asn=asn, country=country, region="eu")
-    if content.key is not None:
-        holders, ready = model.key_holders.get(content.key, ()), content.key in model.ready_keys
-    else:
-        holders, ready = model.title_holders.get(content.title, ()), content.title in model.titles
-    want = limit if limit is not None else len(model.appliances) + 1
-    by_groups = _rows_from_groups(model, who, content, want, 0.8)
-    by_holders = _rows_from_holders(model, who, content, holders, ready, 0.8)
-    for rows in (by_groups, by_holders):
-        rows[0].sort()
-        rows[1].sort()
-    assert (by_groups[0] + by_groups[1])[:want] == (by_holders[0] + by_holders[1])[:want]
+    by_holders = rank(model, who, content, load_limit=load_limit, limit=limit, holders_scan_max=10**6)
+    by_groups = rank(model, who, content, load_limit=load_limit, limit=limit, holders_scan_max=-1)
+    assert by_groups == by_holders
+    wanted, ready = (content.key, model.ready_keys) if content.key else (content.title, model.titles)
+    args = (ranking.group_chunks(model, who, content), model.appliances, model.packed, content_hash(content, model),
+            limit if limit is not None else len(model.appliances) + 1, load_limit, wanted, content.key is not None,
+            ready, ranking.Ranked)
+    assert ranking.scan_groups_py(*args) == by_groups
+
+
+def test_the_group_scan_is_compiled():
+    """`pip install -e .` builds steering/_groupscan.c (setup.py); without it rank() falls back to the
+    Python scan, correct but about twice as slow per decision (docs/steering.md)."""
+    try:
+        from steering._groupscan import scan
+    except ImportError as e:
+        pytest.fail(f"steering._groupscan is not built ({e}): run `pip install -e .` with gcc and the Python "
+                    "headers installed (apt-get install gcc python3-dev)")
+    from steering import ranking
+
+    assert ranking.SCAN is scan
+
+
+def test_the_compiled_scan_rejects_malformed_chunks():
+    from steering._groupscan import scan
+
+    from steering.ranking import Ranked
+
+    model = FleetModel.build(snapshot([emb("a")]))
+    for chunks in ([("not", "a", "chunk")], [(Tier.ASN, 1, ["a list"], frozenset(), 1)],
+                   [(Tier.PREFIX, 0, (99,), frozenset(), 1)], [(Tier.PREFIX, 0, (-1,), frozenset(), 1)],
+                   [(Tier.PREFIX, 0, ("0",), frozenset(), 1)]):
+        with pytest.raises((TypeError, IndexError)):
+            scan(chunks, model.appliances, model.packed, 1, 5, 0.8, K, True, model.ready_keys, Ranked)
 
 
 def test_rendezvous_weights_spread_content_evenly():
