@@ -212,6 +212,22 @@ static int borrow_packed(PyObject *packed, Py_ssize_t n_apps, Py_buffer views[3]
     return 0;
 }
 
+/* One Ranked (a NamedTuple: a tuple subclass without a __dict__), filled in directly: calling its
+ * Python-level __new__ cost more than the rest of building the answer. Other types are called. */
+static PyObject *new_ranked(PyObject *ranked, PyObject *items[6]) {
+    PyTypeObject *type = (PyTypeObject *)ranked;
+    if (!PyType_Check(ranked) || !PyType_IsSubtype(type, &PyTuple_Type) || type->tp_dictoffset != 0)
+        return PyObject_Vectorcall(ranked, items, 6, NULL);
+    PyObject *entry = type->tp_alloc(type, 6);
+    if (entry == NULL)
+        return NULL;
+    for (int i = 0; i < 6; i++) {
+        Py_INCREF(items[i]);
+        PyTuple_SET_ITEM(entry, i, items[i]);
+    }
+    return entry;
+}
+
 static PyObject *answer(Rows *under, Rows *over, Py_ssize_t want, PyObject *ranked, PyObject *limit_obj) {
     Py_ssize_t from_under = under->len < want ? under->len : want;
     Py_ssize_t from_over = want - from_under < over->len ? want - from_under : over->len;
@@ -225,9 +241,9 @@ static PyObject *answer(Rows *under, Rows *over, Py_ssize_t want, PyObject *rank
             Py_DECREF(out);
             return NULL;
         }
-        PyObject *args[6] = {rank, r->appliance, r->tier, r->overloaded ? Py_True : Py_False, r->detail,
-                             limit_obj};
-        PyObject *entry = PyObject_Vectorcall(ranked, args, 6, NULL);
+        PyObject *items[6] = {rank, r->appliance, r->tier, r->overloaded ? Py_True : Py_False, r->detail,
+                              limit_obj};
+        PyObject *entry = new_ranked(ranked, items);
         Py_DECREF(rank);
         if (entry == NULL) {
             Py_DECREF(out);

@@ -137,6 +137,8 @@ class FleetModel:
     # Rendezvous hash of every ready key and title ("title:ID"), computed once per catalog: BLAKE2b costs
     # more than the rest of locating a client.
     content_hashes: dict[str, int] = field(default_factory=dict)
+    # ranking.group_chunks' memo of each client place's group chunks (they depend on the model only).
+    place_chunks: dict[Any, Any] = field(default_factory=dict, repr=False)
 
     def holds_key(self, appliance: Appliance, key: str) -> bool:
         return key in appliance.keys or (appliance.holds_all and key in self.ready_keys)

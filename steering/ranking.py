@@ -23,7 +23,7 @@ from collections.abc import Container, Sequence
 from enum import IntEnum
 from typing import NamedTuple
 
-from steering.fleet import KIND_CODE, RARE_HOLDERS_MAX, Appliance, FleetModel, Group, Kind, Packed, stable_hash64
+from steering.fleet import KIND_CODE, RARE_HOLDERS_MAX, Appliance, FleetModel, Kind, Packed, stable_hash64
 from steering.prefixes import Match
 
 DEFAULT_LOAD_LIMIT = 0.8
@@ -166,24 +166,36 @@ def group_chunks(model: FleetModel, client: Client, content: Content) -> list[Ch
     """The client's candidate groups in the order of rule 2: covering embedded (most specific prefix
     first), the ASN's embedded, covering exchange points, the country's, the region's, the origins."""
     by_key = content.key is not None
+    place = (client.asn, client.country, client.region, by_key)
+    groups = model.place_chunks.get(place)
+    if groups is None:
+        groups = _place_chunks(model, place)
     matches = client.matches
-    country, region = client.country, client.region
-    chunks: list[Chunk] = [(Tier.PREFIX, order, m.appliances, _NO_COMMON, _EMBEDDED) for order, m in enumerate(matches)]
-    _add_group(chunks, Tier.ASN, model.embedded_by_asn.get(client.asn) if client.asn is not None else None,
-               client.asn or 0, by_key, _EMBEDDED)
-    chunks += [(Tier.IXP_PREFIX, order, m.appliances, _NO_COMMON, _IXP) for order, m in enumerate(matches)]
-    _add_group(chunks, Tier.IXP_COUNTRY, model.ixp_by_country.get(country) if country else None, country or "",
-               by_key, _IXP)
-    _add_group(chunks, Tier.IXP_REGION, model.ixp_by_region.get(region) if region else None, region or "",
-               by_key, _IXP)
-    _add_group(chunks, Tier.ORIGIN, model.origins, "", by_key, _ORIGIN)
-    return chunks
+    if not matches:
+        return [*groups[0], *groups[1]]
+    return [*[(Tier.PREFIX, order, m.appliances, _NO_COMMON, _EMBEDDED) for order, m in enumerate(matches)],
+            *groups[0], *[(Tier.IXP_PREFIX, order, m.appliances, _NO_COMMON, _IXP) for order, m in enumerate(matches)],
+            *groups[1]]
 
 
-def _add_group(chunks: list[Chunk], tier: Tier, group: Group | None, detail: int | str, by_key: bool,
-               kind: int) -> None:
-    if group is not None and group.members:
-        chunks.append((tier, detail, group.indices, group.common_keys if by_key else group.common_titles, kind))
+PLACES_MAX = 100_000    # memo entries per model; GeoIP can pair ASNs and countries in many ways
+
+
+def _place_chunks(model: FleetModel, place: tuple[int | None, str | None, str | None, bool]
+                  ) -> tuple[tuple[Chunk, ...], tuple[Chunk, ...]]:
+    """A place's group chunks, the ASN's and then those after the covering exchange points; memoised per
+    model (a place's groups cost more to look up and wrap than the scan of an ASN group takes)."""
+    asn, country, region, by_key = place
+    candidates = [((Tier.ASN, model.embedded_by_asn.get(asn) if asn is not None else None, asn or 0, _EMBEDDED),),
+                  ((Tier.IXP_COUNTRY, model.ixp_by_country.get(country) if country else None, country or "", _IXP),
+                   (Tier.IXP_REGION, model.ixp_by_region.get(region) if region else None, region or "", _IXP),
+                   (Tier.ORIGIN, model.origins, "", _ORIGIN))]
+    groups = tuple(tuple((tier, detail, g.indices, g.common_keys if by_key else g.common_titles, kind)
+                         for tier, g, detail, kind in part if g is not None and g.members) for part in candidates)
+    if len(model.place_chunks) >= PLACES_MAX:
+        model.place_chunks.clear()
+    model.place_chunks[place] = groups
+    return groups  # type: ignore[return-value]
 
 
 def scan_groups_py(chunks: list[Chunk], apps: Sequence[Appliance], packed: Packed, content_h: int, want: int,

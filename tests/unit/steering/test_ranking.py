@@ -216,11 +216,21 @@ def test_every_candidate_search_gives_the_same_answer(doc, ip, content, asn, cou
     by_holders = rank(model, who, content, load_limit=load_limit, limit=limit, holders_scan_max=10**6)
     by_groups = rank(model, who, content, load_limit=load_limit, limit=limit, holders_scan_max=-1)
     assert by_groups == by_holders
+    assert all(type(r) is ranking.Ranked for r in by_groups)
     wanted, ready = (content.key, model.ready_keys) if content.key else (content.title, model.titles)
     args = (ranking.group_chunks(model, who, content), model.appliances, model.packed, content_hash(content, model),
             limit if limit is not None else len(model.appliances) + 1, load_limit, wanted, content.key is not None,
             ready, ranking.Ranked)
     assert ranking.scan_groups_py(*args) == by_groups
+
+
+def test_a_rebuilt_model_ranks_from_its_own_groups():
+    """Each model memoises its places' group chunks; a rebuild (health changed) must not see the old ones."""
+    first = FleetModel.build(snapshot([emb("a"), emb("b"), ixp("x")]))
+    assert [r.appliance.id for r in rank(first, client(first), Content(key=K), holders_scan_max=-1)][:2] \
+        in (["a", "b"], ["b", "a"])
+    second = FleetModel.build(snapshot([emb("a"), emb("b", healthy=False), ixp("x")]), previous=first)
+    assert [r.appliance.id for r in rank(second, client(second), Content(key=K), holders_scan_max=-1)] == ["a", "x"]
 
 
 def test_the_group_scan_is_compiled():
