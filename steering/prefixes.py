@@ -6,12 +6,16 @@ specific to the least specific, each with its appliances, so ranking can prefer 
 announced the narrowest route (RFC 1812 §5.2.4.3: the longest match is the most specific route).
 
 pytricia (a C Patricia trie) holds IPv4 and IPv6 in two tables: 1,000,000 IPv4 /24s build in ~0.9 s and
-take ~240 MiB with tuple values; a lookup is ~0.3 µs (numbers in docs/steering.md).
+take ~240 MiB with tuple values; a lookup is ~0.3 µs while the trie is in the CPU caches. At fleet scale
+it is not: a lookup walks ~20 nodes scattered over the heap and took 2.1 µs. So a large IPv4 table also
+gets a flat index of the 2^24 /24 blocks (64 MiB of int32): the most specific prefix of /24 or shorter
+covering each block, one array read instead of the walk; blocks that hold a longer prefix still ask the trie.
 """
 
 from __future__ import annotations
 
 import socket
+from array import array
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -82,6 +86,10 @@ def parse_prefix(text: str) -> tuple[str, int]:
     return f"{socket.inet_ntop(family, packed)}/{n}", bits
 
 
+FLAT_MIN_V4 = 65_536     # IPv4 prefixes from which the flat /24 index pays for its 64 MiB
+_TRIE = -1                # a block with a prefix longer than /24 in it: the trie answers
+
+
 class PrefixTable:
     """Immutable once built: prefix → appliance indices, for IPv4 and IPv6."""
 
@@ -89,12 +97,18 @@ class PrefixTable:
         self._v4 = pytricia.PyTricia(32)
         self._v6 = pytricia.PyTricia(128)
         self.counts = {"ipv4": 0, "ipv6": 0}
+        # The flat index (large tables only): /24 block → position in _block_matches (0: no prefix
+        # covers the block, _TRIE: ask the trie).
+        self._blocks: array | None = None
+        self._block_matches: list[Match | None] = [None]
 
     @classmethod
-    def build(cls, reports: Iterable[tuple[int, Iterable[str], Iterable[str]]]) -> PrefixTable:
+    def build(cls, reports: Iterable[tuple[int, Iterable[str], Iterable[str]]], *,
+              flat_min: int = FLAT_MIN_V4) -> PrefixTable:
         """Build from (appliance index, IPv4 prefixes, IPv6 prefixes). Raises ValueError on a bad prefix.
 
         Prefixes must be canonical (no host bits); the fleet model validates them before calling this.
+        With `flat_min` IPv4 prefixes or more, IPv4 lookups also get the flat /24 index.
         """
         table = cls()
         pending: dict[str, list[int]] = {}
@@ -110,20 +124,47 @@ class PrefixTable:
             by_length.setdefault(int(prefix[prefix.index("/") + 1:]), []).append(prefix)
         # One tuple object per distinct set of owners: decisions cache rankings by these owner sets.
         owner_sets: dict[tuple[int, ...], tuple[int, ...]] = {}
+        v4: list[Match] = []
         for length in sorted(by_length):
             for prefix in by_length[length]:
                 tree = table._v6 if ":" in prefix else table._v4
                 owners = tuple(pending[prefix])
-                tree.insert(prefix, Match(prefix, owner_sets.setdefault(owners, owners), tree.get(prefix)))
+                match = Match(prefix, owner_sets.setdefault(owners, owners), tree.get(prefix))
+                tree.insert(prefix, match)
+                if tree is table._v4:
+                    v4.append(match)
         table.counts = {"ipv4": len(table._v4), "ipv6": len(table._v6)}
+        if len(v4) >= flat_min:
+            table._flatten_v4(v4)
         return table
+
+    def _flatten_v4(self, shortest_first: list[Match]) -> None:
+        """Paint each prefix's /24 blocks with it, shortest first, so the most specific one stays."""
+        blocks = array("i", bytes(4 << 24))
+        matches = self._block_matches
+        for match in shortest_first:
+            address, length = match.prefix.split("/")
+            first = int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big") >> 8
+            if int(length) > 24:
+                blocks[first] = _TRIE
+                continue
+            matches.append(match)
+            count = 1 << (24 - int(length))
+            if count == 1:
+                blocks[first] = len(matches) - 1
+            else:
+                blocks[first:first + count] = array("i", [len(matches) - 1]) * count
+        self._blocks = blocks
 
     def __len__(self) -> int:
         return self.counts["ipv4"] + self.counts["ipv6"]
 
     def lookup(self, address: str, bits: int) -> tuple[Match, ...]:
         """Covering prefixes of a normalized address, most specific first (empty when none covers it)."""
-        match = (self._v4 if bits == 32 else self._v6).get(address)
+        slot = _TRIE
+        if bits == 32 and self._blocks is not None:
+            slot = self._blocks[int.from_bytes(socket.inet_pton(socket.AF_INET, address), "big") >> 8]
+        match = (self._v4 if bits == 32 else self._v6).get(address) if slot == _TRIE else self._block_matches[slot]
         if match is None:
             return ()
         if match.parent is None:

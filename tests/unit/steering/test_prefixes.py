@@ -1,4 +1,8 @@
+import socket
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from steering.prefixes import InvalidAddress, PrefixTable, normalize_ip, parse_prefix
 
@@ -55,3 +59,32 @@ def test_lookup_returns_covering_prefixes_most_specific_first():
     assert [m.prefix for m in table.lookup("203.0.9.1", 32)] == ["203.0.0.0/16"]
     assert table.lookup("192.0.2.1", 32) == ()
     assert table.lookup("2001:db9::1", 128) == ()
+
+
+@st.composite
+def v4_tables(draw):
+    """Nested IPv4 prefixes of every length around two /16s, and addresses in and next to them."""
+    prefixes = set()
+    for _ in range(draw(st.integers(1, 25))):
+        length = draw(st.sampled_from([8, 12, 16, 20, 23, 24, 25, 28, 31, 32]))
+        base = draw(st.sampled_from([0xCB000000, 0xCB00FF00, 0x0A000000]))
+        network = (base | draw(st.integers(0, 0xFFFF))) >> (32 - length) << (32 - length)
+        prefixes.add(f"{socket.inet_ntoa(network.to_bytes(4, 'big'))}/{length}")
+    owners = draw(st.lists(st.integers(0, 3), min_size=len(prefixes), max_size=len(prefixes)))
+    reports = [(owner, [prefix], []) for owner, prefix in zip(owners, sorted(prefixes), strict=True)]
+    addresses = [socket.inet_ntoa(((base | draw(st.integers(0, 0x1FFFF))) & 0xFFFFFFFF).to_bytes(4, "big"))
+                 for base in (0xCB000000, 0x0A000000, 0xCB00FF00) for _ in range(8)]
+    return reports, addresses
+
+
+@settings(max_examples=40, deadline=None)
+@given(v4_tables())
+def test_the_flat_ipv4_index_answers_like_the_trie(table_and_addresses):
+    """Large tables look IPv4 clients up in a flat /24 index (blocks with longer prefixes ask the trie)."""
+    reports, addresses = table_and_addresses
+    trie_only = PrefixTable.build(reports, flat_min=10**9)
+    flat = PrefixTable.build(reports, flat_min=0)
+    assert flat._blocks is not None and trie_only._blocks is None
+    for address in addresses:
+        answers = [[(m.prefix, m.appliances) for m in t.lookup(address, 32)] for t in (flat, trie_only)]
+        assert answers[0] == answers[1], address
