@@ -32,6 +32,7 @@ from typing import Any
 from steering.decision import RankingCache, steer
 from steering.fleet import FleetModel
 from steering.ranking import Content
+from steering.service import frozen_build
 
 REGIONS = [f"region-{i}" for i in range(8)]
 COUNTRIES = [f"{a}{b}" for a in "ABCDEFGH" for b in "ABCDE"]          # 40 synthetic country codes
@@ -392,20 +393,21 @@ def main(argv: list[str] | None = None) -> int:
     gc.collect()
     result["snapshot_mib"] = round(len(body) / 2**20, 1)
     base_rss = rss_mib()
+    # Built as the daemon builds (steering.service.frozen_build): the collector off, then the model frozen,
+    # which also keeps a collection in a forked HTTP server from writing to every object of the model.
     started = time.perf_counter()
-    model = FleetModel.from_json(body)
+    with frozen_build():
+        model = FleetModel.from_json(body)
     result["model_build_s"] = round(time.perf_counter() - started, 2)
     # The common case at fleet scale: a new snapshot where only health, load and freshness changed.
     started = time.perf_counter()
-    rebuilt = FleetModel.from_json(body, previous=model)
+    with frozen_build():
+        rebuilt = FleetModel.from_json(body, previous=model)
     result["model_rebuild_s"] = round(time.perf_counter() - started, 2)
     assert rebuilt.prefixes is model.prefixes
     model = rebuilt
     del body, rebuilt
     gc.collect()
-    # Move the model's millions of objects out of the cyclic GC's reach before the HTTP servers are forked:
-    # a collection in a child would otherwise write to every object and copy the whole model page by page.
-    gc.freeze()
     result["model_rss_mib"] = round(rss_mib() - base_rss + result["snapshot_mib"], 1)
     result["process_rss_mib"] = round(rss_mib(), 1)
 

@@ -66,7 +66,10 @@ class RankingCache:
         self.hits = self.misses = 0
 
     def rank(self, client: Client, content: Content, load_limit: float, limit: int | None) -> CachedRanking:
-        owners = tuple(m.appliances for m in client.matches)
+        matches = client.matches
+        # Most clients are behind one prefix: its owners stand for the owners of every covering prefix
+        # (a tuple of ints never equals one of tuples, so the two forms cannot collide).
+        owners = matches[0].appliances if len(matches) == 1 else tuple(m.appliances for m in matches)
         key = (owners, client.asn, client.country, client.region, content, limit, load_limit)
         entry = self._entries.get(key)
         if entry is not None:

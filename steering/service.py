@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -206,6 +207,26 @@ def create_app(settings: Settings, holder: ModelHolder, geo: GeoLookup | None,
     return app
 
 
+@contextlib.contextmanager
+def frozen_build() -> Iterator[None]:
+    """Build a model with the cyclic garbage collector off, then freeze what exists (gc.freeze).
+
+    At fleet scale a model is 1.2 million GC-tracked objects with no reference cycles (reference counting
+    frees it when the next one replaces it). Collections during a build only walked it again and again:
+    14 full ones took 9 of a 19.5 s build, each holding the GIL for up to 1.2 s while answers waited.
+    Frozen, the collector skips it for good. Cyclic garbage that other threads make during the build is
+    frozen with it and never collected: a little memory per build, against second-long stalls.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+        gc.freeze()
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def _open_geo(config: SteeringConfig) -> GeoLookup | None:
     return GeoLookup(config.asn_db, config.country_db) if (config.asn_db or config.country_db) else None
 
@@ -277,7 +298,8 @@ def create_daemon_app(config: SteeringConfig, *, clock: Callable[[], float] = ti
     def build(body: bytes) -> FleetModel:
         # Only the poller swaps models, one build at a time: the model in service is the one to reuse.
         regions = daemon.handlers.runtime.settings.ranking.country_regions
-        return FleetModel.from_json(body, country_region=regions, previous=holder.model)
+        with frozen_build():
+            return FleetModel.from_json(body, country_region=regions, previous=holder.model)
 
     async def poll_snapshots(app: web.Application) -> AsyncIterator[None]:
         loop = asyncio.get_running_loop()
