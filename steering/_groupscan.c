@@ -225,6 +225,10 @@ static PyObject *new_ranked(PyObject *ranked, PyObject *items[6]) {
         Py_INCREF(items[i]);
         PyTuple_SET_ITEM(entry, i, items[i]);
     }
+    /* Nothing an entry refers to refers back to it (appliances, tiers, numbers, strings), so it can never
+     * be part of a reference cycle: untracked, the cyclic collector does not walk the ranking cache's
+     * million entries again on every full collection (as CPython untracks tuples of atoms itself). */
+    PyObject_GC_UnTrack(entry);
     return entry;
 }
 

@@ -70,7 +70,8 @@ class RankingCache:
         # Most clients are behind one prefix: its owners stand for the owners of every covering prefix
         # (a tuple of ints never equals one of tuples, so the two forms cannot collide).
         owners = matches[0].appliances if len(matches) == 1 else tuple(m.appliances for m in matches)
-        key = (owners, client.asn, client.country, client.region, content, limit, load_limit)
+        # Plain values only: the collector untracks such a tuple, instead of walking it in every collection.
+        key = (owners, client.asn, client.country, client.region, content.key, content.title, limit, load_limit)
         entry = self._entries.get(key)
         if entry is not None:
             self.hits += 1
