@@ -23,7 +23,7 @@ from collections.abc import Container, Sequence
 from enum import IntEnum
 from typing import NamedTuple
 
-from steering.fleet import KIND_CODE, RARE_HOLDERS_MAX, Appliance, FleetModel, Kind, Packed, stable_hash64
+from steering.fleet import KIND_CODE, RARE_HOLDERS_MAX, Appliance, FleetModel, Group, Kind, Packed, stable_hash64
 from steering.prefixes import Match
 
 DEFAULT_LOAD_LIMIT = 0.8
@@ -183,19 +183,22 @@ PLACES_MAX = 100_000    # memo entries per model; GeoIP can pair ASNs and countr
 
 def _place_chunks(model: FleetModel, place: tuple[int | None, str | None, str | None, bool]
                   ) -> tuple[tuple[Chunk, ...], tuple[Chunk, ...]]:
-    """A place's group chunks, the ASN's and then those after the covering exchange points; memoised per
-    model (a place's groups cost more to look up and wrap than the scan of an ASN group takes)."""
+    """A place's group chunks: the ASN's, and those after the covering exchange points. Memoised per model
+    (looking a place's groups up and wrapping them cost more than scanning an ASN group takes)."""
     asn, country, region, by_key = place
-    candidates = [((Tier.ASN, model.embedded_by_asn.get(asn) if asn is not None else None, asn or 0, _EMBEDDED),),
-                  ((Tier.IXP_COUNTRY, model.ixp_by_country.get(country) if country else None, country or "", _IXP),
+
+    def chunks(*groups: tuple[Tier, Group | None, int | str, int]) -> tuple[Chunk, ...]:
+        return tuple((tier, detail, g.indices, g.common_keys if by_key else g.common_titles, kind)
+                     for tier, g, detail, kind in groups if g is not None and g.members)
+
+    memo = (chunks((Tier.ASN, model.embedded_by_asn.get(asn) if asn is not None else None, asn or 0, _EMBEDDED)),
+            chunks((Tier.IXP_COUNTRY, model.ixp_by_country.get(country) if country else None, country or "", _IXP),
                    (Tier.IXP_REGION, model.ixp_by_region.get(region) if region else None, region or "", _IXP),
-                   (Tier.ORIGIN, model.origins, "", _ORIGIN))]
-    groups = tuple(tuple((tier, detail, g.indices, g.common_keys if by_key else g.common_titles, kind)
-                         for tier, g, detail, kind in part if g is not None and g.members) for part in candidates)
+                   (Tier.ORIGIN, model.origins, "", _ORIGIN)))
     if len(model.place_chunks) >= PLACES_MAX:
         model.place_chunks.clear()
-    model.place_chunks[place] = groups
-    return groups  # type: ignore[return-value]
+    model.place_chunks[place] = memo
+    return memo
 
 
 def scan_groups_py(chunks: list[Chunk], apps: Sequence[Appliance], packed: Packed, content_h: int, want: int,

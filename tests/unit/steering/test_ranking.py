@@ -233,6 +233,18 @@ def test_a_rebuilt_model_ranks_from_its_own_groups():
     assert [r.appliance.id for r in rank(second, client(second), Content(key=K), holders_scan_max=-1)] == ["a", "x"]
 
 
+def test_the_place_memo_stays_bounded(monkeypatch):
+    from steering import ranking
+
+    monkeypatch.setattr(ranking, "PLACES_MAX", 2)
+    model = FleetModel.build(snapshot([emb("a"), ixp("x")]))
+    for asn in (64500, 64501, 64502, 64503, 64500):
+        expected = ["a", "x"] if asn == 64500 else ["x"]
+        assert [r.appliance.id for r in rank(model, client(model, asn=asn), Content(key=K), holders_scan_max=-1)] \
+            == expected
+        assert len(model.place_chunks) <= 2
+
+
 def test_the_group_scan_is_compiled():
     """`pip install -e .` builds steering/_groupscan.c (setup.py); without it rank() falls back to the
     Python scan, correct but about twice as slow per decision (docs/steering.md)."""
