@@ -235,6 +235,10 @@ static PyObject *new_ranked(PyObject *ranked, PyObject *items[6]) {
 static PyObject *answer(Rows *under, Rows *over, Py_ssize_t want, PyObject *ranked, PyObject *limit_obj) {
     Py_ssize_t from_under = under->len < want ? under->len : want;
     Py_ssize_t from_over = want - from_under < over->len ? want - from_under : over->len;
+    /* The answer's appliances are the only objects this touches: ask for all of them at once (their
+     * reference counts are written below), so their cache misses overlap instead of queueing. */
+    for (Py_ssize_t n = 0; n < from_under + from_over; n++)
+        __builtin_prefetch(n < from_under ? under->rows[n].appliance : over->rows[n - from_under].appliance, 1, 3);
     PyObject *out = PyList_New(from_under + from_over);
     if (out == NULL)
         return NULL;

@@ -160,6 +160,7 @@ Row = tuple[Tier, int, int, int, int | str, Appliance, bool]
 Chunk = tuple[Tier, int | str, Sequence[int], frozenset[str], int]
 _NO_COMMON: frozenset[str] = frozenset()
 _EMBEDDED, _IXP, _ORIGIN = KIND_CODE[Kind.EMBEDDED], KIND_CODE[Kind.IXP], KIND_CODE[Kind.ORIGIN]
+_PREFIX, _IXP_PREFIX = Tier.PREFIX, Tier.IXP_PREFIX     # an Enum member costs a class lookup each time
 
 
 def group_chunks(model: FleetModel, client: Client, content: Content) -> list[Chunk]:
@@ -173,8 +174,12 @@ def group_chunks(model: FleetModel, client: Client, content: Content) -> list[Ch
     matches = client.matches
     if not matches:
         return [*groups[0], *groups[1]]
-    return [*[(Tier.PREFIX, order, m.appliances, _NO_COMMON, _EMBEDDED) for order, m in enumerate(matches)],
-            *groups[0], *[(Tier.IXP_PREFIX, order, m.appliances, _NO_COMMON, _IXP) for order, m in enumerate(matches)],
+    if len(matches) == 1:     # most clients: spelled out, as this runs on every decision
+        owners = matches[0].appliances
+        return [(_PREFIX, 0, owners, _NO_COMMON, _EMBEDDED), *groups[0], (_IXP_PREFIX, 0, owners, _NO_COMMON, _IXP),
+                *groups[1]]
+    return [*[(_PREFIX, order, m.appliances, _NO_COMMON, _EMBEDDED) for order, m in enumerate(matches)],
+            *groups[0], *[(_IXP_PREFIX, order, m.appliances, _NO_COMMON, _IXP) for order, m in enumerate(matches)],
             *groups[1]]
 
 
