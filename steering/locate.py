@@ -18,6 +18,9 @@ def locate(model: FleetModel, geo: GeoLookup | None, ip: str) -> Client:
     address, bits = normalize_ip(ip)
     matches = model.prefixes.lookup(address, bits)
     if matches:
+        place = model.bgp_places[matches[0].appliances[0]]
+        if place is not None:
+            return Client(address, place[0], place[1], place[2], matches, "bgp")
         first = model.appliances[matches[0].appliances[0]]
         asn, country, source = first.asn, first.country, "bgp"
         if asn is None or country is None:

@@ -62,3 +62,13 @@ def test_bgp_match_fills_missing_fields_from_geoip(geo):
     model = FleetModel.build(snapshot([appliance("a", asn=None, country=None, v4=["198.51.100.0/24"])]))
     client = locate(model, geo, "198.51.100.7")
     assert (client.source, client.asn, client.country) == ("bgp", 64511, "FR")
+
+
+def test_a_rebuild_locates_with_the_appliances_new_asn(geo):
+    """The prefix table is reused when no prefix changed; where its owners are is read from the new model."""
+    first = FleetModel.build(snapshot([appliance("a", asn=64500, v4=["203.0.113.0/24"])]))
+    second = FleetModel.build(snapshot([appliance("a", asn=64999, country="FR", v4=["203.0.113.0/24"])]),
+                              previous=first)
+    assert second.prefixes is first.prefixes
+    client = locate(second, geo, "203.0.113.9")
+    assert (client.asn, client.country, client.source) == (64999, "FR", "bgp")
