@@ -247,7 +247,7 @@ def test_the_place_memo_stays_bounded(monkeypatch):
 
 def test_the_group_scan_is_compiled():
     """`pip install -e .` builds steering/_groupscan.c (setup.py); without it rank() falls back to the
-    Python scan, correct but about twice as slow per decision (docs/steering.md)."""
+    Python scan, correct but slower (docs/steering.md, "Building")."""
     try:
         from steering._groupscan import scan
     except ImportError as e:
