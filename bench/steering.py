@@ -7,7 +7,7 @@ bare aiohttp "hello" handler in the same run, and against the "floor" of any ste
 (parse the query, one prefix lookup, a pre-rendered answer of the same size); then the kernel-table
 read at 100,000 routes (netlink vs pyroute2, when root). Prints a readable table, then one JSON line.
 
-Options: ``--quick`` (a 10x smaller fleet, for a smoke run), ``--http-seconds N``, ``--skip-http``,
+Options: ``--quick`` (a 10x smaller fleet, for a smoke run), ``--http-seconds N``, ``--http-reps N``, ``--skip-http``,
 ``--skip-routes``.
 """
 
@@ -219,45 +219,75 @@ def _wait_port(port: int, timeout: float = 60.0) -> None:
     raise RuntimeError(f"server on port {port} did not start")
 
 
-def run_wrk(app_factory: Any, paths: list[str], seconds: int, cpus: tuple[int, int]) -> dict[str, Any]:
-    port = _free_port()
-    pid = os.fork()
-    if pid == 0:
-        try:
-            _serve(app_factory, port, cpus[0])
-        finally:
-            os._exit(1)
-    try:
-        _wait_port(port)
+class Server:
+    """One HTTP server in a forked child pinned to a core, measured with wrk from the other core."""
+
+    def __init__(self, app_factory: Any, paths: list[str], cpus: tuple[int, int]) -> None:
+        self.port, self.cpus = _free_port(), cpus
+        self.pid = os.fork()
+        if self.pid == 0:
+            try:
+                _serve(app_factory, self.port, cpus[0])
+            finally:
+                os._exit(1)
+        _wait_port(self.port)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
                          "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
                          "  return wrk.format('GET', paths[i])\nend\n")
-        wrk = ["taskset", "-c", str(cpus[1]), "wrk", "-t1", "-c32", f"-d{seconds}s", "-s", script.name,
-               f"http://127.0.0.1:{port}/"]
+        self.script = script.name
         # Warm-up: the forked server shares the model's pages with this process, and its first write to
         # each (a reference count) copies the page, which a steering daemon that built its own model
-        # never does. Two passes over the paths copy what they touch before the measured run.
-        first = subprocess.run(wrk[:-4] + ["-d1s"] + wrk[-3:], capture_output=True, text=True, check=True).stdout
-        warm_s = min(15, math.ceil(2 * len(paths) / max(1.0, _rps(first))))
-        subprocess.run(wrk[:-4] + [f"-d{warm_s}s"] + wrk[-3:], capture_output=True, check=True)
-        faults = _minor_faults(pid)
-        out = subprocess.run(wrk, capture_output=True, text=True, check=True).stdout
-        faults = _minor_faults(pid) - faults
-        os.unlink(script.name)
-        hit_ratio = _scrape_hit_ratio(port)
+        # never does. Two passes over the paths copy what they touch before anything is measured.
+        first = self._wrk(1)
+        self.warm_up_s = 1 + min(15, math.ceil(2 * len(paths) / max(1.0, _rps(first))))
+        self._wrk(self.warm_up_s - 1)
+
+    def _wrk(self, seconds: int) -> str:
+        return subprocess.run(["taskset", "-c", str(self.cpus[1]), "wrk", "-t1", "-c32", f"-d{seconds}s", "-s",
+                               self.script, f"http://127.0.0.1:{self.port}/"],
+                              capture_output=True, text=True, check=True).stdout
+
+    def measure(self, seconds: int) -> dict[str, Any]:
+        faults = _minor_faults(self.pid)
+        out = self._wrk(seconds)
+        faults = _minor_faults(self.pid) - faults
+        requests = next((int(line.split()[0]) for line in out.splitlines() if "requests in" in line), 0)
+        return {"req_per_s": round(_rps(out)), "avg_latency": next(
+                    (line.split()[1] for line in out.splitlines() if line.strip().startswith("Latency")), ""),
+                "non_2xx": next((int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line), 0),
+                "page_faults_per_req": round(faults / max(1, requests), 3)}
+
+    def stop(self) -> None:
+        os.unlink(self.script)
+        os.kill(self.pid, signal.SIGTERM)
+        os.waitpid(self.pid, 0)
+
+
+def run_servers(factories: dict[str, Any], paths: list[str], seconds: int, reps: int,
+                cpus: tuple[int, int]) -> dict[str, dict[str, Any]]:
+    """Warm every server up, then measure them in turn `reps` times: each figure is the median run, and
+    the machine's drift over the minutes this takes falls on all of them alike."""
+    servers: dict[str, Server] = {}
+    try:
+        for name, factory in factories.items():
+            servers[name] = Server(factory, paths, cpus)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in servers}
+        for _ in range(reps):
+            for name, server in servers.items():
+                runs[name].append(server.measure(seconds))
+        results = {}
+        for name, server in servers.items():
+            result = sorted(runs[name], key=lambda r: r["req_per_s"])[len(runs[name]) // 2]
+            result.update(runs_req_per_s=[r["req_per_s"] for r in runs[name]], warm_up_s=server.warm_up_s)
+            hit_ratio = _scrape_hit_ratio(server.port)
+            if hit_ratio is not None:
+                result["cache_hit_ratio"] = hit_ratio
+            results[name] = result
+        return results
     finally:
-        os.kill(pid, signal.SIGTERM)
-        os.waitpid(pid, 0)
-    rps = _rps(out)
-    non2xx = next((int(line.split()[-1]) for line in out.splitlines() if "Non-2xx" in line), 0)
-    latency = next((line.split()[1] for line in out.splitlines() if line.strip().startswith("Latency")), "")
-    requests = next((int(line.split()[0]) for line in out.splitlines() if "requests in" in line), 0)
-    result = {"req_per_s": round(rps), "non_2xx": non2xx, "avg_latency": latency, "warm_up_s": 1 + warm_s,
-              "page_faults_per_req": round(faults / max(1, requests), 3)}
-    if hit_ratio is not None:
-        result["cache_hit_ratio"] = hit_ratio
-    return result
+        for server in servers.values():
+            server.stop()
 
 
 def _rps(wrk_output: str) -> float:
@@ -283,7 +313,7 @@ def _scrape_hit_ratio(port: int) -> float | None:
 
 
 def measure_http(model: FleetModel, geo: Any, requests: list[tuple[str, Content]],
-                 seconds: int, cpus: list[int]) -> dict[str, Any]:
+                 seconds: int, reps: int, cpus: list[int]) -> dict[str, Any]:
     from urllib.parse import urlencode
 
     from aiohttp import web
@@ -329,12 +359,13 @@ def measure_http(model: FleetModel, geo: Any, requests: list[tuple[str, Content]
 
     paths = [f"/api/v1/steer?{urlencode({'ip': ip, 'key': c.key})}" for ip, c in requests[:20000]]
     pair = (cpus[0], cpus[-1])
-    hello = run_wrk(hello_app, paths, seconds, pair)
-    floor = run_wrk(floor_app, paths, seconds, pair)
-    steer_result = run_wrk(steering_app, paths, seconds, pair)
+    runs = run_servers({"hello": hello_app, "floor": floor_app, "steer": steering_app}, paths, seconds, reps, pair)
+    hello, floor, steer_result = runs["hello"], runs["floor"], runs["steer"]
     return {"hello": hello, "floor": floor, "steer": steer_result,
             "ratio": round(steer_result["req_per_s"] / max(1, hello["req_per_s"]), 3),
             "floor_ratio": round(floor["req_per_s"] / max(1, hello["req_per_s"]), 3),
+            "ratio_runs": [round(s / max(1, h), 3) for s, h in zip(steer_result["runs_req_per_s"],
+                                                                  hello["runs_req_per_s"], strict=True)],
             "server_cpu": pair[0], "wrk_cpu": pair[1]}
 
 
@@ -374,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.steering", description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a fleet 10x smaller (smoke run)")
     parser.add_argument("--decision-seconds", type=float, default=5.0)
-    parser.add_argument("--http-seconds", type=int, default=8)
+    parser.add_argument("--http-seconds", type=int, default=6)
+    parser.add_argument("--http-reps", type=int, default=3, help="runs per server, interleaved; medians")
     parser.add_argument("--skip-http", action="store_true")
     parser.add_argument("--skip-routes", action="store_true")
     args = parser.parse_args(argv)
@@ -421,7 +453,7 @@ def main(argv: list[str] | None = None) -> int:
         result["decisions"] = measure_decisions(model, geo, requests, streams, args.decision_seconds)
         del streams
         if not args.skip_http:
-            result["http"] = measure_http(model, geo, requests, args.http_seconds, all_cpus)
+            result["http"] = measure_http(model, geo, requests, args.http_seconds, args.http_reps, all_cpus)
         geo.close()
     if not args.skip_routes:
         del model
@@ -456,8 +488,9 @@ def print_table(r: dict[str, Any]) -> None:
     ]
     if "http" in r:
         h = r["http"]
+        runs = ", ".join(f"{n:,}" for n in h["hello"]["runs_req_per_s"])
         rows += [("HTTP hello req/s (1 core)",
-                  f"{h['hello']['req_per_s']:,} (avg latency {h['hello']['avg_latency']})"),
+                  f"{h['hello']['req_per_s']:,} (median of {runs}; avg latency {h['hello']['avg_latency']})"),
                  ("HTTP /api/v1/steer req/s (1 core)",
                   f"{h['steer']['req_per_s']:,} (avg latency {h['steer']['avg_latency']}, "
                   f"non-2xx {h['steer']['non_2xx']}, "
@@ -466,7 +499,7 @@ def print_table(r: dict[str, Any]) -> None:
                  ("HTTP floor req/s (1 core)",
                   f"{h['floor']['req_per_s']:,} (query + one prefix lookup + a pre-rendered answer; "
                   f"floor / hello {h['floor_ratio']})"),
-                 ("steer / hello", f"{h['ratio']} (target >= 0.8)")]
+                 ("steer / hello", f"{h['ratio']} (target >= 0.8; run by run {h['ratio_runs']})")]
     for row in r.get("kernel_table_read", {}).values():
         if isinstance(row, dict):
             rows.append((f"kernel table read, {row['routes']:,} routes",
