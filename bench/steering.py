@@ -230,18 +230,22 @@ class Server:
                 _serve(app_factory, self.port, cpus[0])
             finally:
                 os._exit(1)
-        _wait_port(self.port)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
             script.write("paths = {" + ",".join(json.dumps(p) for p in paths) + "}\n"
                          "i = 0\nrequest = function()\n  i = i % #paths + 1\n"
                          "  return wrk.format('GET', paths[i])\nend\n")
         self.script = script.name
-        # Warm-up: the forked server shares the model's pages with this process, and its first write to
-        # each (a reference count) copies the page, which a steering daemon that built its own model
-        # never does. Two passes over the paths copy what they touch before anything is measured.
-        first = self._wrk(1)
-        self.warm_up_s = 1 + min(15, math.ceil(2 * len(paths) / max(1.0, _rps(first))))
-        self._wrk(self.warm_up_s - 1)
+        try:
+            _wait_port(self.port)
+            # Warm-up: the forked server shares the model's pages with this process, and its first write
+            # to each (a reference count) copies the page, which a steering daemon that built its own
+            # model never does. Two passes over the paths copy what they touch before anything is measured.
+            first = self._wrk(1)
+            self.warm_up_s = 1 + min(15, math.ceil(2 * len(paths) / max(1.0, _rps(first))))
+            self._wrk(self.warm_up_s - 1)
+        except BaseException:
+            self.stop()
+            raise
 
     def _wrk(self, seconds: int) -> str:
         return subprocess.run(["taskset", "-c", str(self.cpus[1]), "wrk", "-t1", "-c32", f"-d{seconds}s", "-s",
