@@ -47,17 +47,25 @@ typedef struct {
     Py_ssize_t len, cap;
 } Rows;
 
-static int rows_push(Rows *r, PyObject *tier, PyObject *detail, const Member *m) {
-    if (r->len == r->cap) {
-        Py_ssize_t cap = r->cap ? r->cap * 2 : 16;
-        Row *grown = PyMem_Realloc(r->rows, (size_t)cap * sizeof(Row));
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        r->rows = grown;
-        r->cap = cap;
+/* Room for `need` items of `size` bytes in *buf, whose capacity *cap at least doubles when it grows. */
+static int reserve(void **buf, Py_ssize_t *cap, Py_ssize_t need, size_t size) {
+    if (need <= *cap)
+        return 0;
+    Py_ssize_t grown_cap = need > 2 * *cap ? need : 2 * *cap;
+    grown_cap = grown_cap < 16 ? 16 : grown_cap;
+    void *grown = PyMem_Realloc(*buf, (size_t)grown_cap * size);
+    if (grown == NULL) {
+        PyErr_NoMemory();
+        return -1;
     }
+    *buf = grown;
+    *cap = grown_cap;
+    return 0;
+}
+
+static int rows_push(Rows *r, PyObject *tier, PyObject *detail, const Member *m) {
+    if (reserve((void **)&r->rows, &r->cap, r->len + 1, sizeof(Row)) < 0)
+        return -1;
     r->rows[r->len++] = (Row){tier, detail, m->appliance, m->overloaded};
     return 0;
 }
@@ -145,15 +153,8 @@ static Py_ssize_t chunk_members(const Scan *sc, PyObject *indices, PyObject *com
         }
         n = view.len / 8;
     }
-    if (n > *cap) {
-        Member *grown = PyMem_Realloc(*buf, (size_t)n * sizeof(Member));
-        if (grown == NULL) {
-            PyErr_NoMemory();
-            goto done;
-        }
-        *buf = grown;
-        *cap = n;
-    }
+    if (reserve((void **)buf, cap, n, sizeof(Member)) < 0)
+        goto done;
     int everyone = PySequence_Contains(common, sc->wanted);
     if (everyone < 0)
         goto done;
@@ -302,16 +303,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                                        &cap);
         if (got < 0)
             goto done;
-        if (n_seen + got > seen_cap) {
-            Py_ssize_t grown_cap = (n_seen + got) * 2;
-            Py_ssize_t *grown = PyMem_Realloc(seen, (size_t)grown_cap * sizeof(Py_ssize_t));
-            if (grown == NULL) {
-                PyErr_NoMemory();
-                goto done;
-            }
-            seen = grown;
-            seen_cap = grown_cap;
-        }
+        if (reserve((void **)&seen, &seen_cap, n_seen + got, sizeof(Py_ssize_t)) < 0)
+            goto done;
         for (Py_ssize_t i = 0; i < got; i++) {
             Member *m = &buf[i];
             if (taken(seen, n_seen, m->index))

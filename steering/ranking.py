@@ -131,7 +131,8 @@ def rank(model: FleetModel, client: Client, content: Content, *, load_limit: flo
     few: classify its holders. Either way a decision touches a few dozen appliances at most, even when a
     region has hundreds of exchange points.
     """
-    if content.key is not None:
+    by_key = content.key is not None
+    if by_key:
         wanted, ready = content.key, model.ready_keys
         holders = model.key_holders.get(wanted)
         common = holders is None and wanted in model.common_keys
@@ -142,7 +143,7 @@ def rank(model: FleetModel, client: Client, content: Content, *, load_limit: flo
     want = limit if limit is not None else len(model.appliances) + 1
     if common or len(holders or ()) > holders_scan_max:
         return SCAN(group_chunks(model, client, content), model.appliances, model.packed, content_hash(content, model),
-                    want, load_limit, wanted, content.key is not None, ready, Ranked)
+                    want, load_limit, wanted, by_key, ready, Ranked)
     under, over = _rows_from_holders(model, client, content, holders or (), wanted in ready, load_limit)
     under.sort()
     over.sort()
