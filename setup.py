@@ -6,4 +6,5 @@ headers (Debian: gcc, python3-dev); scripts/bootstrap.sh installs them when run 
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension("steering._groupscan", ["steering/_groupscan.c"], extra_compile_args=["-O2", "-Wall"])])
+setup(ext_modules=[Extension("steering._groupscan", ["steering/_groupscan.c"], extra_compile_args=["-O2", "-Wall"]),
+                      Extension("steering._answer", ["steering/_answer.c"], extra_compile_args=["-O2", "-Wall"])])

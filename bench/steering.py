@@ -14,6 +14,7 @@ Options: ``--quick`` (a 10x smaller fleet, for a smoke run), ``--http-seconds N`
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import json
 import math
@@ -191,15 +192,38 @@ def measure_decisions(model: FleetModel, geo: Any, requests: list[tuple[str, Con
 
 
 def _serve(app_factory: Any, port: int, cpu: int) -> None:
-    """Child process: one core, uvloop, the app on `port`; exits on SIGTERM."""
+    """Child process: one core, uvloop, the server on `port`; exits on SIGTERM. The steering app is served
+    as the daemon serves it (steering.service.serve_app: the front door before the app's router); a bare
+    handler on aiohttp's low-level server (web.Server)."""
     import uvloop
     from aiohttp import web
 
+    from steering.cli import run
+    from steering.service import HANDLERS, serve_app
+
     os.sched_setaffinity(0, {cpu})
     uvloop.install()
-    web.run_app(app_factory(), host="127.0.0.1", port=port, access_log=None, print=None,
-                handle_signals=True)
+    served = app_factory()
+    if not isinstance(served, web.Application):
+        run(_serve_low_level(served, port))
+    elif HANDLERS in served:
+        run(serve_app(served, "127.0.0.1", port))
+    else:
+        web.run_app(served, host="127.0.0.1", port=port, access_log=None, print=None, handle_signals=True)
     os._exit(0)
+
+
+async def _serve_low_level(handler: Any, port: int) -> None:
+    from aiohttp import web
+
+    runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=True)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        while True:
+            await asyncio.sleep(3600)
+    finally:
+        await runner.cleanup()
 
 
 def _free_port() -> int:
@@ -284,9 +308,7 @@ def run_servers(factories: dict[str, Any], paths: list[str], seconds: int, reps:
         for name, server in servers.items():
             result = sorted(runs[name], key=lambda r: r["req_per_s"])[len(runs[name]) // 2]
             result.update(runs_req_per_s=[r["req_per_s"] for r in runs[name]], warm_up_s=server.warm_up_s)
-            hit_ratio = _scrape_hit_ratio(server.port)
-            if hit_ratio is not None:
-                result["cache_hit_ratio"] = hit_ratio
+            result.update(_scrape_cache_figures(server.port))
             results[name] = result
         return results
     finally:
@@ -302,18 +324,27 @@ def _minor_faults(pid: int) -> int:
     return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[7])
 
 
-def _scrape_hit_ratio(port: int) -> float | None:
+def _scrape_cache_figures(port: int) -> dict[str, float]:
+    """The steering server's ranking-cache hit ratio and the share of its steer answers that the compiled
+    cached path wrote (empty for the reference servers, which have no /metrics)."""
     import urllib.request
 
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
             text = resp.read().decode()
     except OSError:
-        return None
+        return {}
+    figures, decisions = {}, 0.0
     for line in text.splitlines():
         if line.startswith("oca_steering_ranking_cache_hit_ratio "):
-            return round(float(line.split()[1]), 3)
-    return None
+            figures["cache_hit_ratio"] = round(float(line.split()[1]), 3)
+        elif line.startswith('oca_steering_decisions_total{api="steer"'):
+            decisions += float(line.split()[1])
+        elif line.startswith("oca_steering_compiled_answers_total "):
+            figures["compiled_share"] = float(line.split()[1])
+    if "compiled_share" in figures:
+        figures["compiled_share"] = round(figures["compiled_share"] / max(1.0, decisions), 3)
+    return figures
 
 
 def measure_http(model: FleetModel, geo: Any, requests: list[tuple[str, Content]],
@@ -328,12 +359,18 @@ def measure_http(model: FleetModel, geo: Any, requests: list[tuple[str, Content]
     from steering.metrics import SteeringMetrics
     from steering.service import Settings, create_app
 
+    async def say_hello(request: web.BaseRequest) -> web.Response:
+        return web.Response(text="hello")
+
     def hello_app() -> web.Application:
-        async def hello(request: web.Request) -> web.Response:
-            return web.Response(text="hello")
         app = web.Application()
-        app.router.add_get("/api/v1/steer", hello)
+        app.router.add_get("/api/v1/steer", say_hello)
         return app
+
+    def hello_low_level() -> Any:
+        # Not the target's reference: what "hello" costs without the app's router, for comparison with
+        # the steering service, whose front door skips that router for cached answers.
+        return say_hello
 
     def floor_app() -> web.Application:
         # The least a steering handler on aiohttp does: read the query, one longest-prefix match, and
@@ -363,9 +400,10 @@ def measure_http(model: FleetModel, geo: Any, requests: list[tuple[str, Content]
 
     paths = [f"/api/v1/steer?{urlencode({'ip': ip, 'key': c.key})}" for ip, c in requests[:20000]]
     pair = (cpus[0], cpus[-1])
-    runs = run_servers({"hello": hello_app, "floor": floor_app, "steer": steering_app}, paths, seconds, reps, pair)
+    runs = run_servers({"hello": hello_app, "hello_low_level": hello_low_level, "floor": floor_app,
+                        "steer": steering_app}, paths, seconds, reps, pair)
     hello, floor, steer_result = runs["hello"], runs["floor"], runs["steer"]
-    return {"hello": hello, "floor": floor, "steer": steer_result,
+    return {"hello": hello, "hello_low_level": runs["hello_low_level"], "floor": floor, "steer": steer_result,
             "ratio": round(steer_result["req_per_s"] / max(1, hello["req_per_s"]), 3),
             "floor_ratio": round(floor["req_per_s"] / max(1, hello["req_per_s"]), 3),
             "ratio_runs": [round(s / max(1, h), 3) for s, h in zip(steer_result["runs_req_per_s"],
@@ -499,7 +537,11 @@ def print_table(r: dict[str, Any]) -> None:
                   f"{h['steer']['req_per_s']:,} (avg latency {h['steer']['avg_latency']}, "
                   f"non-2xx {h['steer']['non_2xx']}, "
                   f"ranking-cache hit ratio {h['steer'].get('cache_hit_ratio')}, "
+                  f"compiled answers {h['steer'].get('compiled_share')}, "
                   f"page faults/req {h['steer']['page_faults_per_req']} after {h['steer']['warm_up_s']} s warm-up)"),
+                 ("HTTP hello req/s, low-level server",
+                  f"{h['hello_low_level']['req_per_s']:,} (web.Server without the app's router; not the "
+                  f"target's reference)"),
                  ("HTTP floor req/s (1 core)",
                   f"{h['floor']['req_per_s']:,} (query + one prefix lookup + a pre-rendered answer; "
                   f"floor / hello {h['floor_ratio']})"),

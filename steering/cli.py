@@ -11,12 +11,15 @@ running configuration kept. SIGTERM/SIGINT stop it.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from typing import Any
 
 from aiohttp import web
 
@@ -75,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def serve(config: SteeringConfig, reload_config: Callable[[], SteeringConfig] | None = None) -> int:
     """Run until SIGTERM/SIGINT; SIGHUP calls `reload_config` and swaps in what it returns."""
-    from steering.service import create_daemon_app
+    from steering.service import create_daemon_app, serve_app
 
     handler = logging.StreamHandler()
     handler.setFormatter(JsonLogFormatter())
@@ -90,9 +93,26 @@ def serve(config: SteeringConfig, reload_config: Callable[[], SteeringConfig] | 
     except GeoDatabaseError as e:
         print(f"oca-steering: {e}", file=sys.stderr)
         return EXIT_CONFIG
-    host, port = config.listen
-    web.run_app(app, host=host, port=port, access_log=None, print=None)
+    run(serve_app(app, *config.listen))
     return 0
+
+
+def run(main: Coroutine[Any, Any, None]) -> None:
+    """Run the server coroutine on a new event loop as `web.run_app` does: SIGTERM/SIGINT end it through
+    `web.GracefulExit`, after which the coroutine's own cleanup runs to the end."""
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(main)
+    try:
+        loop.run_until_complete(task)
+    except (web.GracefulExit, KeyboardInterrupt):
+        pass
+    finally:
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                loop.run_until_complete(task)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 if __name__ == "__main__":

@@ -26,14 +26,17 @@ ANSWER_VERSION = 1
 
 
 class CachedRanking:
-    """A ranking shared by every client in the same place asking for the same content, and the JSON of
-    its candidates once an answer rendered them (`candidates_json`)."""
+    """A ranking shared by every client in the same place asking for the same content, and its answer's
+    JSON once an answer rendered it: `head`, the client's place and the content (`_place_json`), and
+    `json`, the candidates (`candidates_json`). Both are the same for every client the entry serves."""
 
-    __slots__ = ("candidates", "json")
+    __slots__ = ("candidates", "json", "head", "label")
 
     def __init__(self, candidates: list[Ranked]) -> None:
         self.candidates = candidates
         self.json: tuple[bytes | int, ...] | None = None
+        self.head: bytes | None = None
+        self.label = TIER_LABEL[candidates[0].tier] if candidates else "none"   # Decision.tier_label
 
 
 class Decision(NamedTuple):
@@ -83,6 +86,15 @@ class RankingCache:
         self._entries[key] = entry
         return entry
 
+    def answer_lane(self, geo: GeoLookup | None, load_limit: float, limit: int) -> tuple[Any, ...]:
+        """What `cached_answer` (steering/_answer.c) reads to answer from this cache: the model's flat
+        /24 index and prefix lookup, GeoIP, the key's parts that do not come from the request, the tail."""
+        model = self.model
+        blocks, block_matches = model.prefixes.flat_index()
+        return (blocks, block_matches, model.prefixes.lookup, model.bgp_places,
+                geo.lookup if geo is not None else None, model.country_region, self._entries, limit,
+                load_limit, _model_json(model))
+
 
 def steer(model: FleetModel, geo: GeoLookup | None, ip: str, content: Content, *,
           load_limit: float = DEFAULT_LOAD_LIMIT, limit: int | None = None,
@@ -130,6 +142,26 @@ def _model(model: FleetModel, model_age_s: float) -> dict[str, Any]:
     return {"generation": model.generation, "age_s": round(model_age_s, 3)}
 
 
+def _model_json(model: FleetModel) -> bytes:
+    """The answer's tail up to the model's age, which `age_json` renders per answer."""
+    return b',"model":{"generation":' + orjson.dumps(model.generation) + b',"age_s":'
+
+
+def age_json(model_age_s: float) -> bytes:
+    return orjson.dumps(round(model_age_s, 3))
+
+
+def _place_json(decision: Decision) -> bytes:
+    """The answer from the client's ASN on, up to its candidates: the same for every client of a cached
+    ranking (its key holds the ASN, country, region and content; whether prefixes matched and the ASN or
+    country decide the source)."""
+    client, content = decision.client, decision.content
+    place = orjson.dumps({"asn": client.asn, "country": client.country, "region": client.region,
+                          "source": client.source})
+    return b"".join((place[1:], b',"key":', orjson.dumps(content.key), b',"title":', orjson.dumps(content.title),
+                     b',"candidates":'))
+
+
 # A prefix tier's reason names the client's covering prefix, which differs between clients sharing a
 # ranking: it is rendered with this mark, and the JSON split around it (orjson writes NUL as \u0000).
 _PREFIX_MARK = "\x00"
@@ -156,15 +188,27 @@ def candidates_json(candidates: list[Ranked]) -> tuple[bytes | int, ...]:
 
 
 def render_answer(decision: Decision, model: FleetModel, model_age_s: float) -> bytes:
-    """`orjson.dumps(answer_document(...))`, byte for byte, without re-rendering a cached ranking."""
+    """`orjson.dumps(answer_document(...))`, byte for byte, without re-rendering a cached ranking.
+
+    steering/_answer.c writes the same bytes from the same parts (`CachedRanking.head` and `.json`)."""
     cached = decision.cached
-    pieces = cached.json if cached is not None else None
-    if pieces is None:
-        pieces = candidates_json(decision.candidates)
-        if cached is not None:
-            cached.json = pieces
-    matches = decision.client.matches
-    head = orjson.dumps(_head(decision))
-    tail = orjson.dumps(_model(model, model_age_s))
+    if cached is None:
+        head, pieces = _place_json(decision), candidates_json(decision.candidates)
+    else:
+        if cached.json is None:
+            cached.head, cached.json = _place_json(decision), candidates_json(decision.candidates)
+        head, pieces = cached.head, cached.json
+    client = decision.client
+    matches = client.matches
+    # Addresses passed inet_pton and prefixes are canonical: neither needs JSON escaping.
+    first = b'"' + matches[0].prefix.encode() + b'"' if matches else b"null"
     body = b"".join([p if isinstance(p, bytes) else matches[p].prefix.encode() for p in pieces])
-    return b"".join((head[:-1], b',"candidates":', body, b',"model":', tail, b"}"))
+    return b"".join((b'{"version":%d,"client":{"ip":"' % ANSWER_VERSION, client.address.encode(),
+                     b'","matched_prefix":', first, b",", head, body, _model_json(model), age_json(model_age_s),
+                     b"}}"))
+
+
+try:    # built by `pip install -e .` (setup.py); without it every answer takes the Python path
+    from steering._answer import answer as cached_answer
+except ImportError:
+    cached_answer = None

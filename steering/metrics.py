@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from steering.ranking import Tier
 
@@ -53,6 +55,13 @@ class SteeringMetrics:
         for outcome in FETCH_OUTCOMES:
             self.fetches.labels(outcome)
 
+    def count_compiled_answers(self, read: Callable[[], int]) -> None:
+        """Export `read()` as oca_steering_compiled_answers_total: answers the compiled cached path wrote
+        (steering/_answer.c). A plain integer the handler bumps, read at scrape time, because a Counter
+        costs a lock per answer on the path that exists to be cheap."""
+        self.registry.register(_ReadCounter("oca_steering_compiled_answers",
+                                            "Steer answers written by the compiled cached path", read))
+
     def decided(self, api: str, tier: str, seconds: float) -> None:
         self._decision_children[(api, tier)].inc()
         self.latency.observe(seconds)
@@ -60,3 +69,11 @@ class SteeringMetrics:
 
 def _or_minus_one(value: float | None) -> float:
     return -1.0 if value is None else value
+
+
+class _ReadCounter(Collector):
+    def __init__(self, name: str, documentation: str, read: Callable[[], int]) -> None:
+        self.name, self.documentation, self.read = name, documentation, read
+
+    def collect(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.documentation, value=self.read())]

@@ -159,6 +159,11 @@ class PrefixTable:
     def __len__(self) -> int:
         return self.counts["ipv4"] + self.counts["ipv6"]
 
+    def flat_index(self) -> tuple[array | None, list[Match | None]]:
+        """The flat /24 index (None for small tables) and its matches, for steering/_answer.c: a slot is 0
+        (no prefix covers the block), -1 (ask `lookup`) or the position of the block's match."""
+        return self._blocks, self._block_matches
+
     def lookup(self, address: str, bits: int) -> tuple[Match, ...]:
         """Covering prefixes of a normalized address, most specific first (empty when none covers it)."""
         slot = _TRIE

@@ -31,7 +31,7 @@ from oca.config import ConfigError
 from oca.contentkey import InvalidKey, validate_key
 from steering import content_steering as cs
 from steering.config import ContentSteeringConfig, RankingConfig, SteeringConfig
-from steering.decision import Decision, RankingCache, render_answer, steer
+from steering.decision import Decision, RankingCache, age_json, cached_answer, render_answer, steer
 from steering.fleet import FleetModel, ModelHolder
 from steering.geo import GeoDatabaseError, GeoLookup
 from steering.metrics import SteeringMetrics
@@ -47,6 +47,7 @@ POLLER: web.AppKey[SnapshotPoller] = web.AppKey("poller", SnapshotPoller)
 HANDLERS: web.AppKey[SteeringHandlers] = web.AppKey("handlers")
 DAEMON: web.AppKey[Daemon] = web.AppKey("daemon")
 _JSON = "application/json"
+_STEER_QUERY = "/api/v1/steer?"
 # Players fetch steering manifests from pages served by other origins (RFC 6454; Fetch standard CORS).
 _CORS = {"Access-Control-Allow-Origin": "*"}
 
@@ -78,9 +79,16 @@ class SteeringHandlers:
         self.runtime = Runtime(settings, geo)
         self.holder, self.metrics, self.clock = holder, metrics, clock
         self._cache: RankingCache | None = None
+        # (model, runtime, cache, lane) of the compiled cached answer; rebuilt when one of them changes.
+        self._lane: tuple[FleetModel, Runtime, RankingCache, tuple[Any, ...]] | None = None
+        self.compiled_answers = 0
         metrics.cache_hit_ratio.set_function(self._cache_hit_ratio)
+        metrics.count_compiled_answers(lambda: self.compiled_answers)
 
     async def steer(self, request: web.Request) -> web.Response:
+        cached = self._cached_answer(request.raw_path)
+        if cached is not None:
+            return cached
         rt = self.runtime
         try:
             query = request.query
@@ -132,6 +140,33 @@ class SteeringHandlers:
         return web.json_response({"status": "ok", "model": {
             "generation": model.generation, "age_s": round(self.holder.age() or 0.0, 3),
             "appliances": len(model.appliances), "prefixes": model.prefixes.counts}})
+
+    def _cached_answer(self, path: str) -> web.Response | None:
+        """The answer of a plain steer query whose ranking is cached and rendered, written in one compiled
+        call (steering/_answer.c); None sends the request down the Python path, which answers the rest
+        (and every error) and fills the cache."""
+        started = self.clock()
+        model, rt, lane = self.holder.model, self.runtime, self._lane
+        if lane is None or lane[0] is not model or lane[1] is not rt or lane[2] is not self._cache:
+            lane = self._lane = self._new_lane(model, rt)
+            if lane is None:
+                return None
+        found = cached_answer(path, lane[3], age_json(self.holder.age() or 0.0))
+        if found is None:
+            return None
+        body, entry = found
+        lane[2].hits += 1
+        self.compiled_answers += 1
+        self.metrics.decided("steer", entry.label, self.clock() - started)
+        return web.Response(body=body, content_type=_JSON)
+
+    def _new_lane(self, model: FleetModel | None,
+                  rt: Runtime) -> tuple[FleetModel, Runtime, RankingCache, tuple[Any, ...]] | None:
+        ranking = rt.settings.ranking
+        cache = self._cache_for(model, ranking.cache_entries) if model is not None else None
+        if cache is None or cached_answer is None:
+            return None
+        return model, rt, cache, cache.answer_lane(rt.geo, ranking.load_limit, ranking.max_candidates)
 
     def _model(self) -> FleetModel:
         model = self.holder.model
@@ -205,6 +240,43 @@ def create_app(settings: Settings, holder: ModelHolder, geo: GeoLookup | None,
     app.router.add_get("/metrics", handlers.metrics_page)
     app.router.add_get("/healthz", handlers.healthz)
     return app
+
+
+def front_door(server: web.Server, handlers: SteeringHandlers) -> None:
+    """Answer plain cached steer queries before aiohttp's router sees them; pass the rest to the app.
+
+    Why: aiohttp's Application path (URL dispatcher, match info, the handler coroutine) costs ~7 µs a
+    request, as much as the cached answer itself (docs/steering.md, "Bench"). The front door wraps the
+    app's request handler in the low-level `web.Server` that `AppRunner` made for it (before any
+    connection, which binds the handler when it opens): a GET whose raw target starts with the steer path
+    is answered from the cache when `_cached_answer` can; everything else, including every other steer
+    request, takes the app's route to the same handlers.
+    """
+    app_handler = server.request_handler
+
+    async def handle(request: web.BaseRequest) -> web.StreamResponse:
+        path = request.raw_path
+        if path.startswith(_STEER_QUERY) and request.method == "GET":
+            answer = handlers._cached_answer(path)
+            if answer is not None:
+                return answer
+        return await app_handler(request)
+
+    server.request_handler = handle
+
+
+async def serve_app(app: web.Application, host: str, port: int) -> None:
+    """What `web.run_app` does for one TCP site, with the front door: runs until cancelled or until a
+    SIGTERM/SIGINT raises `web.GracefulExit`, then shuts the app down (in-flight requests finish)."""
+    runner = web.AppRunner(app, handle_signals=True, access_log=None)
+    await runner.setup()
+    try:
+        front_door(runner.server, app[HANDLERS])
+        await web.TCPSite(runner, host, port).start()
+        while True:
+            await asyncio.sleep(3600)
+    finally:
+        await runner.cleanup()
 
 
 @contextlib.contextmanager

@@ -36,9 +36,23 @@ async def test_daemon_serves_from_the_snapshot_and_stops_on_sigterm(snapshot_ser
                 except aiohttp.ClientError:
                     return proc.returncode is not None and _raise(proc.returncode)
             await wait_for(healthy, timeout=20, what="daemon healthy")
-            async with session.get(base + "/api/v1/steer", params={"ip": "203.0.113.1", "key": "t1/a.mp4"}) as r:
-                body = await r.json()
-            assert r.status == 200 and body["candidates"][0]["appliance_id"] == "isp1-a"
+            bodies = []
+            for _ in range(3):   # the Python path ranks and renders, then the front door answers from the cache
+                async with session.get(base + "/api/v1/steer", params={"ip": "203.0.113.1", "key": "t1/a.mp4"}) as r:
+                    assert r.status == 200 and r.content_type == "application/json"
+                    bodies.append(await r.json())
+            assert bodies[0]["candidates"][0]["appliance_id"] == "isp1-a"
+            for body in bodies:
+                body["model"].pop("age_s")
+            assert bodies[1] == bodies[0] and bodies[2] == bodies[0]
+            async with session.get(base + "/metrics") as r:
+                metrics = await r.text()
+            assert "oca_steering_compiled_answers_total 2.0" in metrics, metrics
+            assert 'oca_steering_decisions_total{api="steer",tier="prefix"} 3.0' in metrics
+            async with session.post(base + "/api/v1/steer?ip=203.0.113.1&key=t1/a.mp4") as r:
+                assert r.status == 405                  # not a GET: the app's router answers
+            async with session.get(base + "/api/v1/steer?ip=203.0.113.1&key=t1/../a") as r:
+                assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_key"
     finally:
         if proc.returncode is None:
             proc.send_signal(signal.SIGTERM)

@@ -1,0 +1,461 @@
+/* A steering answer from the ranking cache, compiled: the bytes `decision.render_answer` writes for
+ * `GET /api/v1/steer?ip=IP&key=KEY[&limit=N]`, when the ranking is already cached and rendered.
+ *
+ * Why C: in the HTTP server, the Python path of such a request (yarl's query parsing, locating the client,
+ * the cache key, the rendering) cost ~50 µs of CPU against ~30 µs for aiohttp's whole "hello" request,
+ * most of it instruction and data cache misses between aiohttp and a 1.5 GiB model (docs/steering.md,
+ * "Bench"). Here it is one call.
+ *
+ * The rule: answer only what is certain, return None for everything else and let the Python path
+ * answer it (or refuse it: 400s are its business). So: a query of exactly the parameters ip, key and
+ * optionally limit, each once, percent-decoded to printable ASCII without '+'; an address inet_pton
+ * accepts that is not IPv4-mapped IPv6 (normalize_ip rewrites those); a key that passes
+ * oca.contentkey.validate_key's rules; a cached ranking already rendered once (entry.json, entry.head).
+ * Locating is decision.locate's: a single covering prefix from the flat /24 index; otherwise the table's
+ * own lookup, then GeoIP through the given callable; a prefix owner without a place in `bgp_places`
+ * (it lacks an ASN or country, which GeoIP fills in) → None.
+ *
+ * lane: (blocks, block_matches, lookup, bgp_places, geo_lookup, country_region, entries, limit, load_limit,
+ *        tail) as decision.AnswerLane builds it. Returns (body, entry) or None.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <arpa/inet.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define TRIE_SLOT (-1)          /* prefixes._TRIE */
+#define MAX_KEY_BYTES 512       /* oca.contentkey.MAX_KEY_BYTES */
+#define MAX_IP_TEXT 64
+#define MAX_LIMIT 1000          /* service._limit */
+
+static PyObject *s_appliances, *s_parent, *s_prefix, *s_json, *s_head;
+
+typedef struct {
+    const char *start;
+    Py_ssize_t len;
+} Span;
+
+static int hex_value(char c) {
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* Percent-decode `in` into `out` (at most `cap` bytes): only printable ASCII, no '+' (a space to the
+ * form decoding yarl applies, never valid here). Returns the length, or -1 to leave it to Python. */
+static Py_ssize_t decode(Span in, char *out, Py_ssize_t cap) {
+    Py_ssize_t n = 0;
+    for (Py_ssize_t i = 0; i < in.len; i++) {
+        unsigned char c = (unsigned char)in.start[i];
+        if (c == '%') {
+            int high = i + 2 < in.len ? hex_value(in.start[i + 1]) : -1;
+            int low = i + 2 < in.len ? hex_value(in.start[i + 2]) : -1;
+            if (high < 0 || low < 0)
+                return -1;
+            c = (unsigned char)(high << 4 | low);
+            i += 2;
+        } else if (c == '+') {
+            return -1;
+        }
+        if (c < 0x21 || c > 0x7e || n >= cap)
+            return -1;
+        out[n++] = (char)c;
+    }
+    return n;
+}
+
+/* oca.contentkey.validate_key: [A-Za-z0-9._/-], 1..512 bytes, no leading or trailing '/', no empty,
+ * '.' or '..' segment. */
+static int valid_key(const char *key, Py_ssize_t len) {
+    if (len < 1 || len > MAX_KEY_BYTES)
+        return 0;
+    Py_ssize_t seg = 0;
+    for (Py_ssize_t i = 0; i <= len; i++) {
+        char c = i < len ? key[i] : '/';
+        if (c == '/') {
+            Py_ssize_t n = i - seg;
+            if (n == 0 || (n == 1 && key[seg] == '.') || (n == 2 && key[seg] == '.' && key[seg + 1] == '.'))
+                return 0;
+            seg = i + 1;
+        } else if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+                     c == '_' || c == '-')) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The ip, key and limit parameters of the query after '?' in `path`; 0 when anything else is there. */
+static int split_query(const char *path, Py_ssize_t len, Span *ip, Span *key, Span *limit) {
+    const char *q = memchr(path, '?', (size_t)len);
+    if (q == NULL)
+        return 0;
+    const char *end = path + len, *p = q + 1;
+    ip->start = key->start = limit->start = NULL;
+    while (p <= end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *stop = amp ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(stop - p));
+        if (eq == NULL)
+            return 0;
+        Span *field = NULL;
+        size_t name = (size_t)(eq - p);
+        if (name == 2 && memcmp(p, "ip", 2) == 0)
+            field = ip;
+        else if (name == 3 && memcmp(p, "key", 3) == 0)
+            field = key;
+        else if (name == 5 && memcmp(p, "limit", 5) == 0)
+            field = limit;
+        if (field == NULL || field->start != NULL)
+            return 0;
+        field->start = eq + 1;
+        field->len = stop - (eq + 1);
+        p = stop + 1;
+    }
+    return ip->start != NULL && key->start != NULL;
+}
+
+/* service._limit: digits only, 1..1000 (leading zeros allowed, as int() allows them). */
+static PyObject *parse_limit(Span text, PyObject *fallback) {
+    if (text.start == NULL)
+        return Py_NewRef(fallback);
+    char buf[16];
+    Py_ssize_t n = decode(text, buf, (Py_ssize_t)sizeof(buf) - 1);
+    if (n < 1)
+        return NULL;
+    long value = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (buf[i] < '0' || buf[i] > '9')
+            return NULL;
+        value = value * 10 + (buf[i] - '0');
+    }
+    if (value < 1 || value > MAX_LIMIT)
+        return NULL;
+    return PyLong_FromLong(value);
+}
+
+/* The client's address as text: made only when Python needs it (a lookup in the trie, GeoIP). */
+typedef struct {
+    const char *text;
+    Py_ssize_t len;
+    PyObject *str;
+} Address;
+
+static PyObject *address_str(Address *a) {   /* borrowed: the Address owns it */
+    if (a->str == NULL)
+        a->str = PyUnicode_FromStringAndSize(a->text, a->len);
+    return a->str;
+}
+
+/* decision.locate's matches for a parsed address: the flat index's single match when it has one, else
+ * the table's lookup(address, bits). New reference (a tuple), or NULL with an error set. */
+static PyObject *covering(PyObject *lane, Address *address, int v4, const unsigned char *packed) {
+    PyObject *blocks = PyTuple_GET_ITEM(lane, 0), *block_matches = PyTuple_GET_ITEM(lane, 1);
+    if (v4 && blocks != Py_None) {
+        Py_buffer view;
+        if (PyObject_GetBuffer(blocks, &view, PyBUF_FORMAT) < 0)
+            return NULL;
+        uint32_t block = ((uint32_t)packed[0] << 16) | ((uint32_t)packed[1] << 8) | packed[2];
+        int ok = view.itemsize == 4 && view.format != NULL && strcmp(view.format, "i") == 0 &&
+                 (Py_ssize_t)block < view.len / 4;
+        int32_t slot = ok ? ((const int32_t *)view.buf)[block] : 0;
+        PyBuffer_Release(&view);
+        if (!ok) {
+            PyErr_SetString(PyExc_TypeError, "blocks must be an int32 array of 2^24 slots");
+            return NULL;
+        }
+        if (slot == 0)
+            return PyTuple_New(0);
+        if (slot != TRIE_SLOT) {
+            PyObject *match = PyList_GetItem(block_matches, slot);   /* borrowed */
+            if (match == NULL)
+                return NULL;
+            PyObject *parent = PyObject_GetAttr(match, s_parent);
+            if (parent == NULL)
+                return NULL;
+            int single = parent == Py_None;
+            Py_DECREF(parent);
+            if (single)
+                return PyTuple_Pack(1, match);
+        }
+    }
+    if (address_str(address) == NULL)
+        return NULL;
+    PyObject *matches = PyObject_CallFunction(PyTuple_GET_ITEM(lane, 2), "Oi", address->str, v4 ? 32 : 128);
+    if (matches != NULL && !PyTuple_Check(matches)) {
+        Py_DECREF(matches);
+        PyErr_SetString(PyExc_TypeError, "lookup must return a tuple");
+        return NULL;
+    }
+    return matches;
+}
+
+/* The cache key of decision.RankingCache.rank, or Py_None (new reference) when the client needs Python
+ * (a prefix owner without a place). */
+static PyObject *ranking_key(PyObject *lane, Address *address, PyObject *matches, PyObject *key,
+                             PyObject *limit) {
+    Py_ssize_t n = PyTuple_GET_SIZE(matches);
+    PyObject *asn, *country, *region, *owners;
+    if (n > 0) {
+        PyObject *first = PyObject_GetAttr(PyTuple_GET_ITEM(matches, 0), s_appliances);
+        if (first == NULL)
+            return NULL;
+        if (!PyTuple_Check(first) || PyTuple_GET_SIZE(first) == 0) {
+            Py_DECREF(first);
+            PyErr_SetString(PyExc_TypeError, "a match's appliances must be a non-empty tuple");
+            return NULL;
+        }
+        Py_ssize_t owner = PyLong_AsSsize_t(PyTuple_GET_ITEM(first, 0));
+        PyObject *place = owner < 0 ? NULL : PyTuple_GetItem(PyTuple_GET_ITEM(lane, 3), owner);
+        if (place == NULL || place == Py_None || !PyTuple_Check(place) || PyTuple_GET_SIZE(place) != 3) {
+            Py_DECREF(first);
+            return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        }
+        asn = PyTuple_GET_ITEM(place, 0), country = PyTuple_GET_ITEM(place, 1), region = PyTuple_GET_ITEM(place, 2);
+        if (n == 1) {
+            owners = first;
+        } else {
+            Py_DECREF(first);
+            owners = PyTuple_New(n);
+            if (owners == NULL)
+                return NULL;
+            for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *apps = PyObject_GetAttr(PyTuple_GET_ITEM(matches, i), s_appliances);
+                if (apps == NULL) {
+                    Py_DECREF(owners);
+                    return NULL;
+                }
+                PyTuple_SET_ITEM(owners, i, apps);
+            }
+        }
+        PyObject *ranking_key = PyTuple_Pack(8, owners, asn, country, region, key, Py_None, limit,
+                                             PyTuple_GET_ITEM(lane, 8));
+        Py_DECREF(owners);
+        return ranking_key;
+    }
+    PyObject *geo = PyTuple_GET_ITEM(lane, 4), *answer = NULL;
+    asn = country = Py_None;
+    if (geo != Py_None) {
+        if (address_str(address) == NULL)
+            return NULL;
+        answer = PyObject_CallOneArg(geo, address->str);
+        if (answer == NULL)
+            return NULL;
+        if (!PyTuple_Check(answer) || PyTuple_GET_SIZE(answer) != 2) {
+            Py_DECREF(answer);
+            PyErr_SetString(PyExc_TypeError, "geo_lookup must return (asn, country)");
+            return NULL;
+        }
+        asn = PyTuple_GET_ITEM(answer, 0), country = PyTuple_GET_ITEM(answer, 1);
+    }
+    region = NULL;   /* decision.locate: the country's region, when there is a country */
+    if (country != Py_None && PyObject_IsTrue(country) == 1)
+        region = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, 5), country);   /* borrowed */
+    if (region == NULL && PyErr_Occurred()) {
+        Py_XDECREF(answer);
+        return NULL;
+    }
+    owners = PyTuple_New(0);
+    PyObject *ranking_key = owners == NULL ? NULL : PyTuple_Pack(8, owners, asn, country, region ? region : Py_None,
+                                                                 key, Py_None, limit, PyTuple_GET_ITEM(lane, 8));
+    Py_XDECREF(owners);
+    Py_XDECREF(answer);
+    return ranking_key;
+}
+
+/* The answer's pieces, gathered before the bytes object is made at its final size. */
+#define INLINE_PARTS 64
+typedef struct {
+    Span inline_parts[INLINE_PARTS];
+    Span *parts;
+    Py_ssize_t len, cap, total;
+} Parts;
+
+static int add(Parts *p, const char *data, Py_ssize_t len) {
+    if (p->len == p->cap) {
+        Py_ssize_t cap = 2 * p->cap;
+        Span *grown = PyMem_Malloc((size_t)cap * sizeof(Span));
+        if (grown == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(grown, p->parts, (size_t)p->len * sizeof(Span));
+        if (p->parts != p->inline_parts)
+            PyMem_Free(p->parts);
+        p->parts = grown, p->cap = cap;
+    }
+    p->parts[p->len++] = (Span){data, len};
+    p->total += len;
+    return 0;
+}
+
+static int add_str(Parts *p, const char *s) { return add(p, s, (Py_ssize_t)strlen(s)); }
+
+static int add_bytes(Parts *p, PyObject *bytes) {
+    if (!PyBytes_Check(bytes)) {
+        PyErr_SetString(PyExc_TypeError, "expected bytes");
+        return -1;
+    }
+    return add(p, PyBytes_AS_STRING(bytes), PyBytes_GET_SIZE(bytes));
+}
+
+/* A match's prefix text (canonical, so no JSON escaping: digits, hex, '.', ':' and '/'). The text stays
+ * alive after the reference is dropped: the match, which `matches` holds, holds it. */
+static int add_prefix(Parts *p, PyObject *matches, Py_ssize_t i) {
+    if (i < 0 || i >= PyTuple_GET_SIZE(matches)) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_IndexError, "a rendered ranking names a prefix the client does not have");
+        return -1;
+    }
+    PyObject *prefix = PyObject_GetAttr(PyTuple_GET_ITEM(matches, i), s_prefix);
+    if (prefix == NULL)
+        return -1;
+    Py_ssize_t len;
+    const char *text = PyUnicode_Check(prefix) ? PyUnicode_AsUTF8AndSize(prefix, &len) : NULL;
+    Py_DECREF(prefix);
+    if (text == NULL) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_TypeError, "a prefix must be a str");
+        return -1;
+    }
+    return add(p, text, len);
+}
+
+/* render_answer's bytes (ANSWER_VERSION 1): the client, the entry's head, its candidates (their prefix
+ * marks filled in), the model tail and age. Py_None when the entry was not rendered yet. */
+static PyObject *render(PyObject *entry, const char *ip, Py_ssize_t ip_len, PyObject *matches, PyObject *tail,
+                        PyObject *age) {
+    PyObject *pieces = PyObject_GetAttr(entry, s_json), *head = PyObject_GetAttr(entry, s_head);
+    PyObject *body = NULL;
+    Parts p = {.parts = p.inline_parts, .cap = INLINE_PARTS};
+    if (pieces == NULL || head == NULL)
+        goto done;
+    if (pieces == Py_None || head == Py_None || !PyTuple_Check(pieces)) {
+        body = Py_NewRef(Py_None);
+        goto done;
+    }
+    int empty = PyTuple_GET_SIZE(matches) == 0;
+    if (add_str(&p, "{\"version\":1,\"client\":{\"ip\":\"") < 0 || add(&p, ip, ip_len) < 0 ||
+        add_str(&p, empty ? "\",\"matched_prefix\":null," : "\",\"matched_prefix\":\"") < 0 ||
+        (!empty && (add_prefix(&p, matches, 0) < 0 || add_str(&p, "\",") < 0)) || add_bytes(&p, head) < 0)
+        goto done;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pieces); i++) {
+        PyObject *piece = PyTuple_GET_ITEM(pieces, i);
+        if ((PyBytes_Check(piece) ? add_bytes(&p, piece) : add_prefix(&p, matches, PyLong_AsSsize_t(piece))) < 0)
+            goto done;
+    }
+    if (add_bytes(&p, tail) < 0 || add_bytes(&p, age) < 0 || add_str(&p, "}}") < 0)
+        goto done;
+    body = PyBytes_FromStringAndSize(NULL, p.total);
+    if (body != NULL) {
+        char *at = PyBytes_AS_STRING(body);
+        for (Py_ssize_t i = 0; i < p.len; i++) {
+            memcpy(at, p.parts[i].start, (size_t)p.parts[i].len);
+            at += p.parts[i].len;
+        }
+    }
+done:
+    Py_XDECREF(pieces);
+    Py_XDECREF(head);
+    if (p.parts != p.inline_parts)
+        PyMem_Free(p.parts);
+    return body;
+}
+
+static PyObject *answer(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *path_obj, *lane, *age;
+    if (!PyArg_ParseTuple(args, "UO!S", &path_obj, &PyTuple_Type, &lane, &age))
+        return NULL;
+    if (PyTuple_GET_SIZE(lane) != 10) {
+        PyErr_SetString(PyExc_TypeError, "lane must be a tuple of 10");
+        return NULL;
+    }
+    Py_ssize_t path_len;
+    const char *path = PyUnicode_AsUTF8AndSize(path_obj, &path_len);
+    if (path == NULL)
+        return NULL;
+    Span ip_span, key_span, limit_span;
+    char ip[MAX_IP_TEXT + 1], key[MAX_KEY_BYTES + 1];
+    if (!split_query(path, path_len, &ip_span, &key_span, &limit_span))
+        Py_RETURN_NONE;
+    Py_ssize_t ip_len = decode(ip_span, ip, MAX_IP_TEXT), key_len = decode(key_span, key, MAX_KEY_BYTES);
+    if (ip_len < 1 || key_len < 1 || !valid_key(key, key_len))
+        Py_RETURN_NONE;
+    ip[ip_len] = 0, key[key_len] = 0;
+    unsigned char packed[16];
+    int v4 = memchr(ip, ':', (size_t)ip_len) == NULL;
+    if (inet_pton(v4 ? AF_INET : AF_INET6, ip, packed) != 1)
+        Py_RETURN_NONE;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!v4 && memcmp(packed, mapped, 12) == 0)   /* normalize_ip rewrites these to IPv4 */
+        Py_RETURN_NONE;
+
+    PyObject *result = NULL, *key_obj = NULL, *limit = NULL, *matches = NULL, *rkey = NULL;
+    Address address = {ip, ip_len, NULL};
+    limit = parse_limit(limit_span, PyTuple_GET_ITEM(lane, 7));
+    if (limit == NULL) {
+        if (PyErr_Occurred())
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    key_obj = PyUnicode_FromStringAndSize(key, key_len);
+    matches = key_obj == NULL ? NULL : covering(lane, &address, v4, packed);
+    rkey = matches == NULL ? NULL : ranking_key(lane, &address, matches, key_obj, limit);
+    if (rkey == NULL)
+        goto done;
+    if (rkey == Py_None) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    PyObject *entry = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, 6), rkey);   /* borrowed */
+    if (entry == NULL) {
+        result = PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    Py_INCREF(entry);
+    PyObject *body = render(entry, ip, ip_len, matches, PyTuple_GET_ITEM(lane, 9), age);
+    if (body == NULL || body == Py_None) {
+        result = body;
+    } else {
+        result = PyTuple_Pack(2, body, entry);
+        Py_DECREF(body);
+    }
+    Py_DECREF(entry);
+done:
+    Py_XDECREF(address.str);
+    Py_XDECREF(key_obj);
+    Py_XDECREF(limit);
+    Py_XDECREF(matches);
+    Py_XDECREF(rkey);
+    return result;
+}
+
+static PyMethodDef methods[] = {
+    {"answer", answer, METH_VARARGS,
+     "answer(path, lane, age) -> (body, entry) | None: a cached steering answer (steering/_answer.c)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "steering._answer",
+                                    "A steering answer from the ranking cache, compiled.", -1, methods};
+
+PyMODINIT_FUNC PyInit__answer(void) {
+    struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {{&s_appliances, "appliances"}, {&s_parent, "parent"}, {&s_prefix, "prefix"},
+                 {&s_json, "json"}, {&s_head, "head"}};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        *names[i].slot = PyUnicode_InternFromString(names[i].name);
+        if (*names[i].slot == NULL)
+            return NULL;
+    }
+    return PyModule_Create(&module);
+}
