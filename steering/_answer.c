@@ -16,7 +16,11 @@
  * (it lacks an ASN or country, which GeoIP fills in) → None.
  *
  * lane: (blocks, block_matches, lookup, bgp_places, geo_lookup, country_region, entries, limit, load_limit,
- *        tail) as decision.AnswerLane builds it. Returns (body, entry) or None.
+ *        tail, counting) as decision.RankingCache.answer_lane builds it, where counting is
+ *        (counts, buckets, seconds, bounds, steer_offset, cache_counts): the arrays of
+ *        metrics.DecisionCounts and the cache's (hits, misses). Returns the body, or None.
+ * An answer is counted as the Python path counts it: a decision of api "steer" at the entry's tier, its
+ * time to locate and find the ranking, a cache hit; and one more compiled answer.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,13 +28,14 @@
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #define TRIE_SLOT (-1)          /* prefixes._TRIE */
 #define MAX_KEY_BYTES 512       /* oca.contentkey.MAX_KEY_BYTES */
 #define MAX_IP_TEXT 64
 #define MAX_LIMIT 1000          /* service._limit */
 
-static PyObject *s_appliances, *s_parent, *s_prefix, *s_json, *s_head;
+static PyObject *s_appliances, *s_parent, *s_prefix, *s_json, *s_head, *s_tier_slot;
 
 typedef struct {
     const char *start;
@@ -368,13 +373,92 @@ done:
     return body;
 }
 
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A writable view of one of the counting arrays, of items of `format` ("q" or "d"). */
+static int view_of(PyObject *obj, const char *format, Py_ssize_t min_items, Py_buffer *view) {
+    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_FORMAT) < 0)
+        return -1;
+    if (view->itemsize != 8 || view->format == NULL || strcmp(view->format, format) != 0 ||
+        view->len / 8 < min_items) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_TypeError, "a counting array must be array('%s') of %zd items or more", format, min_items);
+        return -1;
+    }
+    return 0;
+}
+
+/* Count one compiled answer as the Python path counts a decision (see the top of this file). */
+static int count(PyObject *counting, PyObject *entry, double seconds) {
+    if (!PyTuple_Check(counting) || PyTuple_GET_SIZE(counting) != 6) {
+        PyErr_SetString(PyExc_TypeError, "counting must be a tuple of 6");
+        return -1;
+    }
+    PyObject *slot_obj = PyObject_GetAttr(entry, s_tier_slot);
+    Py_ssize_t slot = slot_obj == NULL ? -1 : PyLong_AsSsize_t(slot_obj);
+    Py_XDECREF(slot_obj);
+    Py_ssize_t steer = PyLong_AsSsize_t(PyTuple_GET_ITEM(counting, 4));
+    if (PyErr_Occurred())
+        return -1;
+    Py_buffer counts, buckets, sum, bounds, cache;
+    if (view_of(PyTuple_GET_ITEM(counting, 0), "q", 1, &counts) < 0)
+        return -1;
+    if (view_of(PyTuple_GET_ITEM(counting, 3), "d", 0, &bounds) < 0)
+        goto counts_only;
+    Py_ssize_t n_bounds = bounds.len / 8;
+    if (view_of(PyTuple_GET_ITEM(counting, 1), "q", n_bounds + 1, &buckets) < 0)
+        goto bounds_too;
+    if (view_of(PyTuple_GET_ITEM(counting, 2), "d", 1, &sum) < 0)
+        goto buckets_too;
+    if (view_of(PyTuple_GET_ITEM(counting, 5), "q", 1, &cache) < 0)
+        goto sum_too;
+    /* The last count is the compiled answers; the ones before it, (api, tier) pairs. */
+    Py_ssize_t n_counts = counts.len / 8, at = steer + slot;
+    int rc = -1;
+    if (slot < 0 || steer < 0 || at >= n_counts - 1) {
+        PyErr_SetString(PyExc_IndexError, "a tier slot outside the decision counts");
+    } else {
+        int64_t *c = counts.buf;
+        c[at] += 1;
+        c[n_counts - 1] += 1;
+        const double *bound = bounds.buf;
+        Py_ssize_t b = 0;
+        while (b < n_bounds && seconds > bound[b])   /* `le`: a bound counts what equals it */
+            b++;
+        ((int64_t *)buckets.buf)[b] += 1;
+        ((double *)sum.buf)[0] += seconds;
+        ((int64_t *)cache.buf)[0] += 1;
+        rc = 0;
+    }
+    PyBuffer_Release(&cache);
+    PyBuffer_Release(&sum);
+    PyBuffer_Release(&buckets);
+    PyBuffer_Release(&bounds);
+    PyBuffer_Release(&counts);
+    return rc;
+sum_too:
+    PyBuffer_Release(&sum);
+buckets_too:
+    PyBuffer_Release(&buckets);
+bounds_too:
+    PyBuffer_Release(&bounds);
+counts_only:
+    PyBuffer_Release(&counts);
+    return -1;
+}
+
 static PyObject *answer(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *path_obj, *lane, *age;
     if (!PyArg_ParseTuple(args, "UO!S", &path_obj, &PyTuple_Type, &lane, &age))
         return NULL;
-    if (PyTuple_GET_SIZE(lane) != 10) {
-        PyErr_SetString(PyExc_TypeError, "lane must be a tuple of 10");
+    double started = now();
+    if (PyTuple_GET_SIZE(lane) != 11) {
+        PyErr_SetString(PyExc_TypeError, "lane must be a tuple of 11");
         return NULL;
     }
     Py_ssize_t path_len;
@@ -420,13 +504,10 @@ static PyObject *answer(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_INCREF(entry);
-    PyObject *body = render(entry, ip, ip_len, matches, PyTuple_GET_ITEM(lane, 9), age);
-    if (body == NULL || body == Py_None) {
-        result = body;
-    } else {
-        result = PyTuple_Pack(2, body, entry);
-        Py_DECREF(body);
-    }
+    double seconds = now() - started;
+    result = render(entry, ip, ip_len, matches, PyTuple_GET_ITEM(lane, 9), age);
+    if (result != NULL && result != Py_None && count(PyTuple_GET_ITEM(lane, 10), entry, seconds) < 0)
+        Py_CLEAR(result);
     Py_DECREF(entry);
 done:
     Py_XDECREF(address.str);
@@ -439,7 +520,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"answer", answer, METH_VARARGS,
-     "answer(path, lane, age) -> (body, entry) | None: a cached steering answer (steering/_answer.c)"},
+     "answer(path, lane, age) -> body | None: a cached steering answer (steering/_answer.c)"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -451,7 +532,8 @@ PyMODINIT_FUNC PyInit__answer(void) {
         PyObject **slot;
         const char *name;
     } names[] = {{&s_appliances, "appliances"}, {&s_parent, "parent"}, {&s_prefix, "prefix"},
-                 {&s_json, "json"}, {&s_head, "head"}};
+                 {&s_json, "json"}, {&s_head, "head"},
+                 {&s_tier_slot, "tier_slot"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);
         if (*names[i].slot == NULL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from array import array
 from collections import OrderedDict
 from typing import Any, NamedTuple
 
@@ -10,6 +11,7 @@ import orjson
 from steering.fleet import FleetModel
 from steering.geo import GeoLookup
 from steering.locate import locate
+from steering.metrics import DecisionCounts
 from steering.ranking import (
     DEFAULT_LOAD_LIMIT,
     PREFIX_TIERS,
@@ -17,12 +19,14 @@ from steering.ranking import (
     Client,
     Content,
     Ranked,
+    Tier,
     explain,
     rank,
     reason_text,
 )
 
 ANSWER_VERSION = 1
+_TIERS = list(Tier)
 
 
 class CachedRanking:
@@ -30,13 +34,14 @@ class CachedRanking:
     JSON once an answer rendered it: `head`, the client's place and the content (`_place_json`), and
     `json`, the candidates (`candidates_json`). Both are the same for every client the entry serves."""
 
-    __slots__ = ("candidates", "json", "head", "label")
+    __slots__ = ("candidates", "json", "head", "tier_slot")
 
     def __init__(self, candidates: list[Ranked]) -> None:
         self.candidates = candidates
         self.json: tuple[bytes | int, ...] | None = None
         self.head: bytes | None = None
-        self.label = TIER_LABEL[candidates[0].tier] if candidates else "none"   # Decision.tier_label
+        # Decision.tier_label's position in metrics.TIER_LABELS (the tiers in order, then "none").
+        self.tier_slot = _TIERS.index(candidates[0].tier) if candidates else len(_TIERS)
 
 
 class Decision(NamedTuple):
@@ -66,7 +71,15 @@ class RankingCache:
         # OrderedDict: popping the oldest is O(1); a plain dict leaves deleted slots at its front that
         # `next(iter(d))` must skip, which made eviction slower the longer the cache ran.
         self._entries: OrderedDict[tuple[Any, ...], CachedRanking] = OrderedDict()
-        self.hits = self.misses = 0
+        self.counts = array("q", [0, 0])    # hits, misses (steering/_answer.c counts its hits here too)
+
+    @property
+    def hits(self) -> int:
+        return self.counts[0]
+
+    @property
+    def misses(self) -> int:
+        return self.counts[1]
 
     def rank(self, client: Client, content: Content, load_limit: float, limit: int | None) -> CachedRanking:
         matches = client.matches
@@ -77,23 +90,27 @@ class RankingCache:
         key = (owners, client.asn, client.country, client.region, content.key, content.title, limit, load_limit)
         entry = self._entries.get(key)
         if entry is not None:
-            self.hits += 1
+            self.counts[0] += 1
             return entry
-        self.misses += 1
+        self.counts[1] += 1
         entry = CachedRanking(rank(self.model, client, content, load_limit=load_limit, limit=limit))
         if len(self._entries) >= self.max_entries:
             self._entries.popitem(last=False)
         self._entries[key] = entry
         return entry
 
-    def answer_lane(self, geo: GeoLookup | None, load_limit: float, limit: int) -> tuple[Any, ...]:
+    def answer_lane(self, geo: GeoLookup | None, load_limit: float, limit: int,
+                    decisions: DecisionCounts) -> tuple[Any, ...]:
         """What `cached_answer` (steering/_answer.c) reads to answer from this cache: the model's flat
-        /24 index and prefix lookup, GeoIP, the key's parts that do not come from the request, the tail."""
+        /24 index and prefix lookup, GeoIP, the key's parts that do not come from the request, the tail;
+        and what it counts into: `decisions` (as api "steer") and this cache's hits."""
         model = self.model
         blocks, block_matches = model.prefixes.flat_index()
+        counting = (decisions.counts, decisions.buckets, decisions.seconds, decisions.bounds,
+                    decisions.index[("steer", TIER_LABEL[_TIERS[0]])], self.counts)
         return (blocks, block_matches, model.prefixes.lookup, model.bgp_places,
                 geo.lookup if geo is not None else None, model.country_region, self._entries, limit,
-                load_limit, _model_json(model))
+                load_limit, _model_json(model), counting)
 
 
 def steer(model: FleetModel, geo: GeoLookup | None, ip: str, content: Content, *,

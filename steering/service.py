@@ -81,9 +81,7 @@ class SteeringHandlers:
         self._cache: RankingCache | None = None
         # (model, runtime, cache, lane) of the compiled cached answer; rebuilt when one of them changes.
         self._lane: tuple[FleetModel, Runtime, RankingCache, tuple[Any, ...]] | None = None
-        self.compiled_answers = 0
         metrics.cache_hit_ratio.set_function(self._cache_hit_ratio)
-        metrics.count_compiled_answers(lambda: self.compiled_answers)
 
     async def steer(self, request: web.Request) -> web.Response:
         cached = self._cached_answer(request.raw_path)
@@ -143,22 +141,15 @@ class SteeringHandlers:
 
     def _cached_answer(self, path: str) -> web.Response | None:
         """The answer of a plain steer query whose ranking is cached and rendered, written in one compiled
-        call (steering/_answer.c); None sends the request down the Python path, which answers the rest
-        (and every error) and fills the cache."""
-        started = self.clock()
+        call (steering/_answer.c), which also counts it in the metrics and the cache's hits; None sends
+        the request down the Python path, which answers the rest (and every error) and fills the cache."""
         model, rt, lane = self.holder.model, self.runtime, self._lane
         if lane is None or lane[0] is not model or lane[1] is not rt or lane[2] is not self._cache:
             lane = self._lane = self._new_lane(model, rt)
             if lane is None:
                 return None
-        found = cached_answer(path, lane[3], age_json(self.holder.age() or 0.0))
-        if found is None:
-            return None
-        body, entry = found
-        lane[2].hits += 1
-        self.compiled_answers += 1
-        self.metrics.decided("steer", entry.label, self.clock() - started)
-        return web.Response(body=body, content_type=_JSON)
+        body = cached_answer(path, lane[3], age_json(self.holder.age() or 0.0))
+        return None if body is None else web.Response(body=body, content_type=_JSON)
 
     def _new_lane(self, model: FleetModel | None,
                   rt: Runtime) -> tuple[FleetModel, Runtime, RankingCache, tuple[Any, ...]] | None:
@@ -166,7 +157,8 @@ class SteeringHandlers:
         cache = self._cache_for(model, ranking.cache_entries) if model is not None else None
         if cache is None or cached_answer is None:
             return None
-        return model, rt, cache, cache.answer_lane(rt.geo, ranking.load_limit, ranking.max_candidates)
+        return model, rt, cache, cache.answer_lane(rt.geo, ranking.load_limit, ranking.max_candidates,
+                                                   self.metrics.decisions)
 
     def _model(self) -> FleetModel:
         model = self.holder.model

@@ -5,6 +5,7 @@ Whenever it answers, it must write exactly the bytes `render_answer` writes for 
 leave everything else (titles, odd encodings, bad input, cache misses) to the Python path.
 """
 
+from array import array
 from dataclasses import replace
 from urllib.parse import urlencode
 
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from steering.decision import RankingCache, age_json, cached_answer, render_answer, steer
 from steering.fleet import FleetModel
 from steering.geo import NO_ANSWER, GeoAnswer
+from steering.metrics import DecisionCounts
 from steering.prefixes import PrefixTable
 from steering.ranking import Content
 
@@ -76,7 +78,7 @@ def _compiled():
 def test_a_compiled_answer_is_the_python_answer(flat, with_geo, size, queries):
     m, geo = model(flat), Geo() if with_geo else None
     cache = RankingCache(m, max_entries=size)
-    lane = cache.answer_lane(geo, LOAD_LIMIT, DEFAULT_LIMIT)
+    lane = cache.answer_lane(geo, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())
     for ip, key, limit, quoted in queries:
         params = {"ip": ip, "key": key} | ({"limit": str(limit)} if limit else {})
         path = "/api/v1/steer?" + (urlencode(params) if quoted else "&".join(f"{k}={v}" for k, v in params.items()))
@@ -85,8 +87,7 @@ def test_a_compiled_answer_is_the_python_answer(flat, with_geo, size, queries):
         after = cached_answer(path, lane, age_json(2.5))
         for found in (before, after):
             if found is not None:
-                assert found[0] == expected
-                assert found[1] in cache._entries.values()
+                assert found == expected
         # Rendered and cached now: only a prefix owner without a place (c) needs Python.
         if not ip.startswith("100.64."):
             assert after is not None, path
@@ -95,12 +96,12 @@ def test_a_compiled_answer_is_the_python_answer(flat, with_geo, size, queries):
 def test_a_multi_prefix_client_gets_every_prefix_in_its_reasons():
     m = model(flat=True)
     cache = RankingCache(m)
-    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT)
+    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())
     path = "/api/v1/steer?ip=198.51.100.200&key=t1%2Fa.mp4"
     expected = python_answer(m, None, cache, "198.51.100.200", "t1/a.mp4", None, 0.0)
     found = cached_answer(path, lane, age_json(0.0))
-    assert found is not None and found[0] == expected
-    assert b"198.51.100.128/25" in found[0] and b"198.51.100.0/24" in found[0]
+    assert found == expected
+    assert b"198.51.100.128/25" in found and b"198.51.100.0/24" in found
 
 
 @pytest.mark.parametrize("query", [
@@ -142,7 +143,7 @@ def test_anything_but_a_plain_cached_query_is_left_to_python(query):
     for key in KEYS[:2]:
         for limit in (None, 3):
             python_answer(m, None, cache, "203.0.113.5", key, limit, 0.0)
-    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT)
+    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())
     assert cached_answer("/api/v1/steer?ip=203.0.113.5&key=t1/a.mp4", lane, b"0.0") is not None
     assert cached_answer(f"/api/v1/steer?{query}", lane, b"0.0") is None
 
@@ -152,22 +153,56 @@ def test_leading_zeros_in_a_limit_are_the_same_limit():
     cache = RankingCache(m)
     expected = python_answer(m, None, cache, "203.0.113.5", "t1/a.mp4", 3, 0.0)
     found = cached_answer("/api/v1/steer?limit=003&key=t1/a.mp4&ip=203.0.113.5",
-                          cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT), b"0.0")
-    assert found is not None and found[0] == expected
+                          cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts()), b"0.0")
+    assert found == expected
 
 
 def test_an_entry_ranked_but_not_yet_rendered_is_left_to_python():
     m = model(flat=True)
     cache = RankingCache(m)
     steer(m, None, "203.0.113.5", Content(key="t1/a.mp4"), load_limit=LOAD_LIMIT, limit=DEFAULT_LIMIT, cache=cache)
-    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT)
+    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())
     assert cached_answer("/api/v1/steer?ip=203.0.113.5&key=t1/a.mp4", lane, b"0.0") is None
 
 
 @pytest.mark.parametrize("lane", [
     (), ("not", "a", "lane"),
-    (b"blocks", [None], None, (), None, {}, {}, 5, 0.8, b""),     # a bytes object is not an int32 index
+    (b"blocks", [None], None, (), None, {}, {}, 5, 0.8, b"", ()),     # a bytes object is not an int32 index
 ])
 def test_a_malformed_lane_raises_instead_of_crashing(lane):
     with pytest.raises(TypeError):
+        cached_answer("/api/v1/steer?ip=203.0.113.5&key=t1/a.mp4", lane, b"0.0")
+
+
+def test_compiled_answers_are_counted_as_the_python_path_counts_decisions():
+    m = model(flat=True)
+    python, compiled = DecisionCounts(), DecisionCounts()
+    cache = RankingCache(m)
+    lane = cache.answer_lane(Geo(), LOAD_LIMIT, DEFAULT_LIMIT, compiled)
+    queries = [("203.0.113.5", "t1/a.mp4"), ("192.0.2.1", "t1/b.mp4"), ("10.1.2.3", "t1/a.mp4"),
+               ("198.18.3.4", "t9/x.mp4")]
+    for ip, key in queries:     # ranked and rendered by the Python path: one miss each
+        decision = steer(m, Geo(), ip, Content(key=key), load_limit=LOAD_LIMIT, limit=DEFAULT_LIMIT, cache=cache)
+        render_answer(decision, m, 0.0)
+        python.add("steer", decision.tier_label, 1e-6)
+    for ip, key in queries * 2:
+        assert cached_answer(f"/api/v1/steer?ip={ip}&key={key}", lane, b"0.0") is not None
+    assert (cache.hits, cache.misses) == (8, 4)
+    steer_counts = {k: n for k, n in compiled.index.items() if compiled.counts[n]}
+    assert {k: compiled.counts[n] for k, n in steer_counts.items()} == \
+        {k: 2 * python.counts[python.index[k]] for k in steer_counts}
+    assert sum(compiled.counts[:-1]) == 8 and compiled.counts[-1] == 8     # the last: compiled answers
+    assert sum(compiled.buckets) == 8 and 0 < compiled.seconds[0] < 1
+
+
+@pytest.mark.parametrize("counting", [
+    (), (None,) * 6,
+    (array("q", [0]), array("q", [0]), array("d", [0.0]), array("d", [1.0]), 0, array("q", [0])),  # too few
+])
+def test_malformed_counting_arrays_raise(counting):
+    m = model(flat=True)
+    cache = RankingCache(m)
+    python_answer(m, None, cache, "203.0.113.5", "t1/a.mp4", None, 0.0)
+    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())[:10] + (counting,)
+    with pytest.raises((TypeError, IndexError)):
         cached_answer("/api/v1/steer?ip=203.0.113.5&key=t1/a.mp4", lane, b"0.0")
