@@ -70,14 +70,17 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stam
   fi
   touch "$stamp"
 fi
-# An existing venv: rebuild the compiled module when its source is newer (or it was never built).
-so=(steering/_groupscan*.so)
-if [ ! -e "${so[0]}" ] || [ steering/_groupscan.c -nt "${so[0]}" ]; then
-  echo "bootstrap: building steering/_groupscan.c" >&2
-  if ! .venv/bin/pip install -q --no-deps -e . >.venv/pip.log 2>&1; then
-    cat .venv/pip.log >&2; echo "bootstrap: building the compiled module failed" >&2; exit 1
+# An existing venv: rebuild the compiled modules when a source is newer (or was never built).
+for src in steering/_groupscan.c steering/_answer.c; do
+  so=("${src%.c}"*.so)
+  if [ ! -e "${so[0]}" ] || [ "$src" -nt "${so[0]}" ]; then
+    echo "bootstrap: building the compiled modules ($src changed)" >&2
+    if ! .venv/bin/pip install -q --no-deps -e . >.venv/pip.log 2>&1; then
+      cat .venv/pip.log >&2; echo "bootstrap: building the compiled modules failed" >&2; exit 1
+    fi
+    break
   fi
-fi
+done
 
 # npm packages (players, playwright-core) from the lockfile, when the project has one.
 if [ -f tests/e2e/package-lock.json ] && [[ "$purposes" == *" test "* || "$purposes" == *" run "* ]]; then

@@ -10,6 +10,8 @@ MaxMind readers do not map ``::ffff:a.b.c.d`` to the IPv4 subtree themselves (..
 from __future__ import annotations
 
 import logging
+import socket
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -40,11 +42,21 @@ def _open(path: Path | None) -> Any:
 
 
 class GeoLookup:
-    """Looks up ASN and country; every miss or malformed record answers None for that field."""
+    """Looks up ASN and country; every miss or malformed record answers None for that field.
 
-    def __init__(self, asn_db: Path | None = None, country_db: Path | None = None) -> None:
+    Answers are kept per /24 (IPv4) or /48 (IPv6) block when every database says the network it found
+    covers the whole block, so every address in it has the same records: the cache is exact. Why: a
+    lookup decodes whole records into dicts (a City record carries names in a dozen languages), 3–5 µs
+    here; clients arrive in blocks (an ISP's customers), and a cached answer costs a fifth of that.
+    Bounded to `cache_entries` blocks, oldest dropped first.
+    """
+
+    def __init__(self, asn_db: Path | None = None, country_db: Path | None = None,
+                 cache_entries: int = 100_000) -> None:
         self._asn = _open(asn_db)
         self._country = _open(country_db)
+        self.cache_entries = cache_entries
+        self._blocks: OrderedDict[bytes, GeoAnswer] = OrderedDict()
 
     def close(self) -> None:
         for reader in (self._asn, self._country):
@@ -53,30 +65,44 @@ class GeoLookup:
 
     def lookup(self, address: str) -> GeoAnswer:
         """`address` is a normalized IP string (IPv4 dotted quad or IPv6)."""
-        return GeoAnswer(self._lookup_asn(address), self._lookup_country(address))
-
-    def _lookup_asn(self, address: str) -> int | None:
-        record = self._get(self._asn, address)
-        asn = record.get("autonomous_system_number") if isinstance(record, dict) else None
-        return asn if isinstance(asn, int) and not isinstance(asn, bool) else None
-
-    def _lookup_country(self, address: str) -> str | None:
-        record = self._get(self._country, address)
-        if not isinstance(record, dict):
-            return None
-        for field in ("country", "registered_country"):
-            entry = record.get(field)
-            code = entry.get("iso_code") if isinstance(entry, dict) else None
-            if isinstance(code, str) and len(code) == 2:
-                return code.upper()
-        return None
+        v6 = ":" in address
+        block = socket.inet_pton(socket.AF_INET6 if v6 else socket.AF_INET, address)[:6 if v6 else 3]
+        answer = self._blocks.get(block)
+        if answer is None:
+            (asn_record, asn_bits), (country_record, country_bits) = (
+                self._get(self._asn, address), self._get(self._country, address))
+            answer = GeoAnswer(_asn(asn_record), _country(country_record))
+            if max(asn_bits, country_bits) <= (48 if v6 else 24) and self.cache_entries > 0:
+                if len(self._blocks) >= self.cache_entries:
+                    self._blocks.popitem(last=False)
+                self._blocks[block] = answer
+        return answer
 
     @staticmethod
-    def _get(reader: Any, address: str) -> Any:
+    def _get(reader: Any, address: str) -> tuple[Any, int]:
+        """The record and the prefix length of the network it covers (0 without a database)."""
         if reader is None:
-            return None
+            return None, 0
         try:
-            return reader.get(address)
+            record, bits = reader.get_with_prefix_len(address)
         except ValueError:
-            # An IPv6 address looked up in an IPv4-only database.
-            return None
+            # An IPv6 address looked up in an IPv4-only database: no answer, for any address of its block.
+            return None, 0
+        return record, bits
+
+
+def _asn(record: Any) -> int | None:
+    asn = record.get("autonomous_system_number") if isinstance(record, dict) else None
+    return asn if isinstance(asn, int) and not isinstance(asn, bool) else None
+
+
+def _country(record: Any) -> str | None:
+    if not isinstance(record, dict):
+        return None
+    for field in ("country", "registered_country"):
+        entry = record.get(field)
+        code = entry.get("iso_code") if isinstance(entry, dict) else None
+        if isinstance(code, str) and len(code) == 2:
+            return code.upper()
+    return None
+

@@ -84,7 +84,7 @@ class SteeringHandlers:
         metrics.cache_hit_ratio.set_function(self._cache_hit_ratio)
 
     async def steer(self, request: web.Request) -> web.Response:
-        cached = self._cached_answer(request.raw_path)
+        cached = self.answer_from_cache(request.raw_path)
         if cached is not None:
             return cached
         rt = self.runtime
@@ -139,7 +139,7 @@ class SteeringHandlers:
             "generation": model.generation, "age_s": round(self.holder.age() or 0.0, 3),
             "appliances": len(model.appliances), "prefixes": model.prefixes.counts}})
 
-    def _cached_answer(self, path: str) -> web.Response | None:
+    def answer_from_cache(self, path: str) -> web.Response | None:
         """The answer of a plain steer query whose ranking is cached and rendered, written in one compiled
         call (steering/_answer.c), which also counts it in the metrics and the cache's hits; None sends
         the request down the Python path, which answers the rest (and every error) and fills the cache."""
@@ -241,7 +241,7 @@ def front_door(server: web.Server, handlers: SteeringHandlers) -> None:
     request, as much as the cached answer itself (docs/steering.md, "Bench"). The front door wraps the
     app's request handler in the low-level `web.Server` that `AppRunner` made for it (before any
     connection, which binds the handler when it opens): a GET whose raw target starts with the steer path
-    is answered from the cache when `_cached_answer` can; everything else, including every other steer
+    is answered from the cache when `answer_from_cache` can; everything else, including every other steer
     request, takes the app's route to the same handlers.
     """
     app_handler = server.request_handler
@@ -249,7 +249,7 @@ def front_door(server: web.Server, handlers: SteeringHandlers) -> None:
     async def handle(request: web.BaseRequest) -> web.StreamResponse:
         path = request.raw_path
         if path.startswith(_STEER_QUERY) and request.method == "GET":
-            answer = handlers._cached_answer(path)
+            answer = handlers.answer_from_cache(path)
             if answer is not None:
                 return answer
         return await app_handler(request)

@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from steering.fleet import FleetModel
 from steering.geo import GeoDatabaseError, GeoLookup
@@ -30,6 +32,50 @@ def geo(tmp_path):
 def test_geo_lookup(geo, ip, asn, country):
     answer = geo.lookup(ip)
     assert (answer.asn, answer.country) == (asn, country)
+
+
+@pytest.fixture(scope="module")
+def narrow_geo(tmp_path_factory):
+    """Networks narrower than a /24 or /48 block beside wider ones, and an ASN database without IPv6."""
+    tmp = tmp_path_factory.mktemp("geo")
+    asn_db, country_db = write_geoip(
+        tmp, asn={"100.64.0.0/16": 1, "100.64.3.0/26": 2, "100.64.3.64/27": 3, "100.64.4.0/24": 4,
+                  "2001:db8::/32": 5, "2001:db8:0:1::/64": 6},
+        country={"100.64.0.0/10": "DE", "100.64.4.128/25": "FR", "2001:db8::/33": "AT"})
+    return asn_db, country_db
+
+
+def _uncached(asn_db, country_db):
+    return GeoLookup(asn_db, country_db, cache_entries=0)
+
+
+@settings(max_examples=200, deadline=None)
+@given(addresses=st.lists(st.one_of(
+    st.builds("100.64.{}.{}".format, st.integers(0, 5), st.integers(0, 255)),
+    st.builds("2001:db8:0:{:x}::{:x}".format, st.integers(0, 2), st.integers(0, 65535)),
+    st.builds("2001:db8:{:x}::1".format, st.integers(0x7ffe, 0x8001))), min_size=1, max_size=60),
+    size=st.sampled_from([1, 3, 100_000]))
+def test_cached_geo_answers_equal_fresh_reads(narrow_geo, addresses, size):
+    cached, fresh = GeoLookup(*narrow_geo, cache_entries=size), _uncached(*narrow_geo)
+    try:
+        for address in addresses:
+            assert cached.lookup(address) == fresh.lookup(address), address
+        assert len(cached._blocks) <= size
+    finally:
+        cached.close()
+        fresh.close()
+
+
+def test_only_blocks_one_network_covers_are_cached(narrow_geo):
+    geo = GeoLookup(*narrow_geo)
+    try:
+        for address in ("100.64.3.5", "100.64.3.70", "100.64.4.1", "100.64.4.200", "100.64.9.9",
+                        "2001:db8:0:1::5", "2001:db8:0:2::5", "2001:db8:5::1"):
+            geo.lookup(address)
+        # 100.64.3.0/24 holds /26 and /27 networks, 100.64.4.0/24 a /25 country, 2001:db8::/48 a /64.
+        assert set(geo._blocks) == {bytes([100, 64, 9]), bytes.fromhex("20010db80005")}
+    finally:
+        geo.close()
 
 
 def test_missing_or_bad_database_is_an_error(tmp_path):
