@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -252,6 +253,8 @@ class Server:
         if self.pid == 0:
             try:
                 _serve(app_factory, self.port, cpus[0])
+            except BaseException:
+                traceback.print_exc()     # os._exit skips the interpreter's own report
             finally:
                 os._exit(1)
         with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:

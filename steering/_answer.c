@@ -10,7 +10,7 @@
  * answer it (or refuse it: 400s are its business). So: a query of exactly the parameters ip, key and
  * optionally limit, each once, percent-decoded to printable ASCII without '+'; an address inet_pton
  * accepts that is not IPv4-mapped IPv6 (normalize_ip rewrites those); a key that passes
- * oca.contentkey.validate_key's rules; a cached ranking already rendered once (entry.json, entry.head).
+ * oca.contentkey.validate_key's rules; a cached ranking already rendered once (entry.json).
  * Locating is decision.locate's: a single covering prefix from the flat /24 index; otherwise the table's
  * own lookup, then GeoIP through the given callable; a prefix owner without a place in `bgp_places`
  * (it lacks an ASN or country, which GeoIP fills in) → None.
@@ -35,7 +35,7 @@
 #define MAX_IP_TEXT 64
 #define MAX_LIMIT 1000          /* service._limit */
 
-static PyObject *s_appliances, *s_parent, *s_prefix, *s_json, *s_head, *s_tier_slot;
+static PyObject *s_appliances, *s_parent, *s_prefix, *s_json, *s_tier_slot;
 
 typedef struct {
     const char *start;
@@ -332,23 +332,23 @@ static int add_prefix(Parts *p, PyObject *matches, Py_ssize_t i) {
     return add(p, text, len);
 }
 
-/* render_answer's bytes (ANSWER_VERSION 1): the client, the entry's head, its candidates (their prefix
- * marks filled in), the model tail and age. Py_None when the entry was not rendered yet. */
+/* render_answer's bytes (ANSWER_VERSION 1): the client, the entry's pieces (decision.answer_json; their
+ * prefix marks filled in), the model tail and age. Py_None when the entry was not rendered yet. */
 static PyObject *render(PyObject *entry, const char *ip, Py_ssize_t ip_len, PyObject *matches, PyObject *tail,
                         PyObject *age) {
-    PyObject *pieces = PyObject_GetAttr(entry, s_json), *head = PyObject_GetAttr(entry, s_head);
+    PyObject *pieces = PyObject_GetAttr(entry, s_json);
     PyObject *body = NULL;
     Parts p = {.parts = p.inline_parts, .cap = INLINE_PARTS};
-    if (pieces == NULL || head == NULL)
+    if (pieces == NULL)
         goto done;
-    if (pieces == Py_None || head == Py_None || !PyTuple_Check(pieces)) {
+    if (pieces == Py_None || !PyTuple_Check(pieces)) {
         body = Py_NewRef(Py_None);
         goto done;
     }
     int empty = PyTuple_GET_SIZE(matches) == 0;
     if (add_str(&p, "{\"version\":1,\"client\":{\"ip\":\"") < 0 || add(&p, ip, ip_len) < 0 ||
         add_str(&p, empty ? "\",\"matched_prefix\":null," : "\",\"matched_prefix\":\"") < 0 ||
-        (!empty && (add_prefix(&p, matches, 0) < 0 || add_str(&p, "\",") < 0)) || add_bytes(&p, head) < 0)
+        (!empty && (add_prefix(&p, matches, 0) < 0 || add_str(&p, "\",") < 0)))
         goto done;
     for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pieces); i++) {
         PyObject *piece = PyTuple_GET_ITEM(pieces, i);
@@ -367,7 +367,6 @@ static PyObject *render(PyObject *entry, const char *ip, Py_ssize_t ip_len, PyOb
     }
 done:
     Py_XDECREF(pieces);
-    Py_XDECREF(head);
     if (p.parts != p.inline_parts)
         PyMem_Free(p.parts);
     return body;
@@ -532,8 +531,7 @@ PyMODINIT_FUNC PyInit__answer(void) {
         PyObject **slot;
         const char *name;
     } names[] = {{&s_appliances, "appliances"}, {&s_parent, "parent"}, {&s_prefix, "prefix"},
-                 {&s_json, "json"}, {&s_head, "head"},
-                 {&s_tier_slot, "tier_slot"}};
+                 {&s_json, "json"}, {&s_tier_slot, "tier_slot"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);
         if (*names[i].slot == NULL)

@@ -31,15 +31,14 @@ _TIERS = list(Tier)
 
 class CachedRanking:
     """A ranking shared by every client in the same place asking for the same content, and its answer's
-    JSON once an answer rendered it: `head`, the client's place and the content (`_place_json`), and
-    `json`, the candidates (`candidates_json`). Both are the same for every client the entry serves."""
+    JSON from the client's ASN to the end of the candidates once an answer rendered it (`answer_json`):
+    the same for every client the entry serves, but for the prefixes in prefix tiers' reasons."""
 
-    __slots__ = ("candidates", "json", "head", "tier_slot")
+    __slots__ = ("candidates", "json", "tier_slot")
 
     def __init__(self, candidates: list[Ranked]) -> None:
         self.candidates = candidates
         self.json: tuple[bytes | int, ...] | None = None
-        self.head: bytes | None = None
         # Decision.tier_label's position in metrics.TIER_LABELS (the tiers in order, then "none").
         self.tier_slot = _TIERS.index(candidates[0].tier) if candidates else len(_TIERS)
 
@@ -185,11 +184,13 @@ _PREFIX_MARK = "\x00"
 _PREFIX_MARK_JSON = b"\\u0000"
 
 
-def candidates_json(candidates: list[Ranked]) -> tuple[bytes | int, ...]:
-    """The JSON array of `candidates` as pieces: bytes, or the position in Client.matches of the prefix
-    that goes between two pieces. Computed once per cached ranking; `render_answer` joins them."""
-    pieces: list[bytes | int] = [b"["]
-    for n, r in enumerate(candidates):
+def answer_json(decision: Decision) -> tuple[bytes | int, ...]:
+    """The answer's JSON from the client's ASN to the end of its candidates, as pieces: bytes, or the
+    position in Client.matches of the prefix that goes between two pieces (so never two bytes in a row:
+    each piece is an object to reach per answer). Computed once per cached ranking; `render_answer` and
+    steering/_answer.c join them."""
+    pieces: list[bytes | int] = [_place_json(decision) + b"["]
+    for n, r in enumerate(decision.candidates):
         prefix_tier = r.tier in PREFIX_TIERS
         text = orjson.dumps(_candidate(r, reason_text(r, _PREFIX_MARK if prefix_tier else r.detail)))
         head = b"," if n else b""
@@ -197,31 +198,32 @@ def candidates_json(candidates: list[Ranked]) -> tuple[bytes | int, ...]:
             # The last mark: only the reason's fixed text and numbers follow it, while an id or URL
             # before it could hold a NUL of its own.
             before, after = text.rsplit(_PREFIX_MARK_JSON, 1)
-            pieces += [head + before, r.detail, after]
+            pieces[-1] += head + before
+            pieces += [r.detail, after]
         else:
-            pieces.append(head + text)
-    pieces.append(b"]")
+            pieces[-1] += head + text
+    pieces[-1] += b"]"
     return tuple(pieces)
 
 
 def render_answer(decision: Decision, model: FleetModel, model_age_s: float) -> bytes:
     """`orjson.dumps(answer_document(...))`, byte for byte, without re-rendering a cached ranking.
 
-    steering/_answer.c writes the same bytes from the same parts (`CachedRanking.head` and `.json`)."""
+    steering/_answer.c writes the same bytes from the same parts (`CachedRanking.json`)."""
     cached = decision.cached
     if cached is None:
-        head, pieces = _place_json(decision), candidates_json(decision.candidates)
+        pieces = answer_json(decision)
     else:
         if cached.json is None:
-            cached.head, cached.json = _place_json(decision), candidates_json(decision.candidates)
-        head, pieces = cached.head, cached.json
+            cached.json = answer_json(decision)
+        pieces = cached.json
     client = decision.client
     matches = client.matches
     # Addresses passed inet_pton and prefixes are canonical: neither needs JSON escaping.
     first = b'"' + matches[0].prefix.encode() + b'"' if matches else b"null"
     body = b"".join([p if isinstance(p, bytes) else matches[p].prefix.encode() for p in pieces])
     return b"".join((b'{"version":%d,"client":{"ip":"' % ANSWER_VERSION, client.address.encode(),
-                     b'","matched_prefix":', first, b",", head, body, _model_json(model), age_json(model_age_s),
+                     b'","matched_prefix":', first, b",", body, _model_json(model), age_json(model_age_s),
                      b"}}"))
 
 

@@ -92,7 +92,7 @@ def explain(r: Ranked, client: Client) -> str:
 
 def reason_text(r: Ranked, detail: str | int) -> str:
     """The reason text for `r` with its tier's detail filled in: the covering prefix (prefix tiers), the
-    ASN, the country or the region. `explain` passes the client's prefix; `decision.candidates_json`
+    ASN, the country or the region. `explain` passes the client's prefix; `decision.answer_json`
     passes a mark it later replaces with each client's own prefix."""
     reason = _REASONS[r.tier].format(detail)
     if r.overloaded:
