@@ -8,6 +8,7 @@ import socket
 import sys
 
 import aiohttp
+from yarl import URL
 
 from .conftest import TOKEN, wait_for
 
@@ -41,14 +42,18 @@ async def test_daemon_serves_from_the_snapshot_and_stops_on_sigterm(snapshot_ser
                 async with session.get(base + "/api/v1/steer", params={"ip": "203.0.113.1", "key": "t1/a.mp4"}) as r:
                     assert r.status == 200 and r.content_type == "application/json"
                     bodies.append(await r.json())
+            # Percent-encoded as a form would send it: decoded as yarl decodes it for the Python path.
+            encoded = URL(base + "/api/v1/steer?ip=203%2E0.113.1&key=t1%2Fa%2emp4", encoded=True)
+            async with session.get(encoded) as r:
+                bodies.append(await r.json())
             assert bodies[0]["candidates"][0]["appliance_id"] == "isp1-a"
             for body in bodies:
                 body["model"].pop("age_s")
-            assert bodies[1] == bodies[0] and bodies[2] == bodies[0]
+            assert bodies[1:] == [bodies[0]] * 3
             async with session.get(base + "/metrics") as r:
                 metrics = await r.text()
-            assert "oca_steering_compiled_answers_total 2.0" in metrics, metrics
-            assert 'oca_steering_decisions_total{api="steer",tier="prefix"} 3.0' in metrics
+            assert "oca_steering_compiled_answers_total 3.0" in metrics, metrics
+            assert 'oca_steering_decisions_total{api="steer",tier="prefix"} 4.0' in metrics
             async with session.post(base + "/api/v1/steer?ip=203.0.113.1&key=t1/a.mp4") as r:
                 assert r.status == 405                  # not a GET: the app's router answers
             async with session.get(base + "/api/v1/steer?ip=203.0.113.1&key=t1/../a") as r:
