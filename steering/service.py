@@ -182,9 +182,12 @@ class SteeringHandlers:
         """The current model's ranking cache (a new model or size starts an empty one; entries are keyed
         by load limit and limit, so a reload of those does not need a new cache)."""
         if size == 0:
+            self._cache = self._lane = None      # neither keeps a model alive once the cache is off
             return None
         if self._cache is None or self._cache.model is not model or self._cache.max_entries != size:
-            self._cache = RankingCache(model, size)
+            # The lane holds the old cache and model: dropped with them, even when only content steering
+            # (which never reads the lane) is asked for.
+            self._cache, self._lane = RankingCache(model, size), None
         return self._cache
 
     def _cache_hit_ratio(self) -> float:

@@ -206,3 +206,31 @@ def test_malformed_counting_arrays_raise(counting):
     lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())[:10] + (counting,)
     with pytest.raises((TypeError, IndexError)):
         cached_answer("/api/v1/steer?ip=203.0.113.5&key=t1/a.mp4", lane, b"0.0")
+
+
+def test_a_replaced_model_is_not_kept_alive_by_the_lane():
+    import gc
+    import time
+    import weakref
+
+    from prometheus_client import CollectorRegistry
+
+    from steering.config import ContentSteeringConfig, RankingConfig
+    from steering.fleet import ModelHolder
+    from steering.metrics import SteeringMetrics
+    from steering.service import Settings, SteeringHandlers
+
+    holder = ModelHolder(time.monotonic)
+    handlers = SteeringHandlers(Settings(RankingConfig(), ContentSteeringConfig()), holder, None,
+                                SteeringMetrics(CollectorRegistry(), holder.age))
+    old = model(flat=True)
+    holder.swap(old)
+    assert handlers.answer_from_cache("/api/v1/steer?ip=203.0.113.5&key=t1/a.mp4") is None   # a miss
+    assert handlers._lane is not None
+    gone = weakref.ref(old)
+    del old
+    holder.swap(model(flat=True))
+    # Only content steering is asked for after the swap: its decision replaces the cache, and the lane.
+    handlers._decide(handlers.runtime, "hls", holder.model, "203.0.113.5", Content(key="t1/a.mp4"), None)
+    gc.collect()
+    assert gone() is None
