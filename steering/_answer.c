@@ -15,8 +15,9 @@
  * own lookup, then GeoIP through the given callable; a prefix owner without a place in `bgp_places`
  * (it lacks an ASN or country, which GeoIP fills in) → None.
  *
- * lane: (blocks, block_matches, lookup, bgp_places, geo_lookup, country_region, entries, limit, load_limit,
- *        tail, counting) as decision.RankingCache.answer_lane builds it, where counting is
+ * lane: (parts, geo_lookup, entries, limit, load_limit, tail, counting) as decision.RankingCache.answer_lane
+ *        builds it, where parts is FleetModel.locate_parts (blocks, block_matches, lookup, bgp_places,
+ *        country_region) and counting is
  *        (counts, buckets, seconds, bounds, steer_offset, cache_counts): the arrays of
  *        metrics.DecisionCounts and the cache's (hits, misses). Returns the body, or None.
  * An answer is counted as the Python path counts it: a decision of api "steer" at the entry's tier, its
@@ -201,76 +202,98 @@ static PyObject *covering(PyObject *lane, Address *address, int v4, const unsign
     return matches;
 }
 
-/* The cache key of decision.RankingCache.rank, or Py_None (new reference) when the client needs Python
- * (a prefix owner without a place). */
-static PyObject *ranking_key(PyObject *lane, Address *address, PyObject *matches, PyObject *key,
-                             PyObject *limit) {
-    Py_ssize_t n = PyTuple_GET_SIZE(matches);
-    PyObject *asn, *country, *region, *owners;
-    if (n > 0) {
-        PyObject *first = PyObject_GetAttr(PyTuple_GET_ITEM(matches, 0), s_appliances);
+/* Where a client is (decision.locate's Client fields but the address). All references owned. */
+typedef struct {
+    PyObject *matches, *asn, *country, *region;
+    const char *source;
+} Located;
+
+static void located_clear(Located *at) {
+    Py_CLEAR(at->matches);
+    Py_CLEAR(at->asn);
+    Py_CLEAR(at->country);
+    Py_CLEAR(at->region);
+}
+
+/* decision.locate for a parsed address, with parts = (blocks, block_matches, lookup, bgp_places,
+ * country_region) and geo (a GeoLookup.lookup, or None). 1: located; 0: Python must locate it (a prefix
+ * owner without a place: GeoIP completes it); -1: an error is set. */
+static int locate_client(PyObject *parts, PyObject *geo, Address *address, int v4, const unsigned char *packed,
+                         Located *at) {
+    *at = (Located){NULL, NULL, NULL, NULL, NULL};
+    at->matches = covering(parts, address, v4, packed);
+    if (at->matches == NULL)
+        return -1;
+    if (PyTuple_GET_SIZE(at->matches) > 0) {
+        PyObject *first = PyObject_GetAttr(PyTuple_GET_ITEM(at->matches, 0), s_appliances);
         if (first == NULL)
-            return NULL;
-        if (!PyTuple_Check(first) || PyTuple_GET_SIZE(first) == 0) {
-            Py_DECREF(first);
-            PyErr_SetString(PyExc_TypeError, "a match's appliances must be a non-empty tuple");
-            return NULL;
+            return -1;
+        Py_ssize_t owner = PyTuple_Check(first) && PyTuple_GET_SIZE(first) > 0
+                               ? PyLong_AsSsize_t(PyTuple_GET_ITEM(first, 0)) : -1;
+        Py_DECREF(first);
+        PyObject *place = owner < 0 ? NULL : PyTuple_GetItem(PyTuple_GET_ITEM(parts, 3), owner);
+        if (place == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "a match's appliances must be a non-empty tuple of int");
+            return -1;
         }
-        Py_ssize_t owner = PyLong_AsSsize_t(PyTuple_GET_ITEM(first, 0));
-        PyObject *place = owner < 0 ? NULL : PyTuple_GetItem(PyTuple_GET_ITEM(lane, 3), owner);
-        if (place == NULL || place == Py_None || !PyTuple_Check(place) || PyTuple_GET_SIZE(place) != 3) {
-            Py_DECREF(first);
-            return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-        }
-        asn = PyTuple_GET_ITEM(place, 0), country = PyTuple_GET_ITEM(place, 1), region = PyTuple_GET_ITEM(place, 2);
-        if (n == 1) {
-            owners = first;
-        } else {
-            Py_DECREF(first);
-            owners = PyTuple_New(n);
-            if (owners == NULL)
-                return NULL;
-            for (Py_ssize_t i = 0; i < n; i++) {
-                PyObject *apps = PyObject_GetAttr(PyTuple_GET_ITEM(matches, i), s_appliances);
-                if (apps == NULL) {
-                    Py_DECREF(owners);
-                    return NULL;
-                }
-                PyTuple_SET_ITEM(owners, i, apps);
-            }
-        }
-        PyObject *ranking_key = PyTuple_Pack(8, owners, asn, country, region, key, Py_None, limit,
-                                             PyTuple_GET_ITEM(lane, 8));
-        Py_DECREF(owners);
-        return ranking_key;
+        if (place == Py_None || !PyTuple_Check(place) || PyTuple_GET_SIZE(place) != 3)
+            return 0;
+        at->asn = Py_NewRef(PyTuple_GET_ITEM(place, 0));
+        at->country = Py_NewRef(PyTuple_GET_ITEM(place, 1));
+        at->region = Py_NewRef(PyTuple_GET_ITEM(place, 2));
+        at->source = "bgp";
+        return 1;
     }
-    PyObject *geo = PyTuple_GET_ITEM(lane, 4), *answer = NULL;
-    asn = country = Py_None;
+    at->asn = Py_NewRef(Py_None), at->country = Py_NewRef(Py_None);
     if (geo != Py_None) {
         if (address_str(address) == NULL)
-            return NULL;
-        answer = PyObject_CallOneArg(geo, address->str);
+            return -1;
+        PyObject *answer = PyObject_CallOneArg(geo, address->str);
         if (answer == NULL)
-            return NULL;
+            return -1;
         if (!PyTuple_Check(answer) || PyTuple_GET_SIZE(answer) != 2) {
             Py_DECREF(answer);
             PyErr_SetString(PyExc_TypeError, "geo_lookup must return (asn, country)");
-            return NULL;
+            return -1;
         }
-        asn = PyTuple_GET_ITEM(answer, 0), country = PyTuple_GET_ITEM(answer, 1);
+        Py_SETREF(at->asn, Py_NewRef(PyTuple_GET_ITEM(answer, 0)));
+        Py_SETREF(at->country, Py_NewRef(PyTuple_GET_ITEM(answer, 1)));
+        Py_DECREF(answer);
     }
-    region = NULL;   /* decision.locate: the country's region, when there is a country */
-    if (country != Py_None && PyObject_IsTrue(country) == 1)
-        region = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, 5), country);   /* borrowed */
-    if (region == NULL && PyErr_Occurred()) {
-        Py_XDECREF(answer);
+    at->source = at->asn != Py_None || at->country != Py_None ? "geoip" : "none";
+    int has_country = at->country != Py_None ? PyObject_IsTrue(at->country) : 0;
+    if (has_country < 0)
+        return -1;
+    /* decision.locate: the country's region, when there is a country */
+    PyObject *region = has_country ? PyDict_GetItemWithError(PyTuple_GET_ITEM(parts, 4), at->country) : NULL;
+    if (region == NULL && PyErr_Occurred())
+        return -1;
+    at->region = Py_NewRef(region != NULL ? region : Py_None);
+    return 1;
+}
+
+/* The cache key of decision.RankingCache.rank for a located client. */
+static PyObject *ranking_key(Located *at, PyObject *key, PyObject *limit, PyObject *load_limit) {
+    Py_ssize_t n = PyTuple_GET_SIZE(at->matches);
+    PyObject *owners;
+    if (n == 1) {
+        owners = PyObject_GetAttr(PyTuple_GET_ITEM(at->matches, 0), s_appliances);
+    } else {
+        owners = PyTuple_New(n);
+        for (Py_ssize_t i = 0; owners != NULL && i < n; i++) {
+            PyObject *apps = PyObject_GetAttr(PyTuple_GET_ITEM(at->matches, i), s_appliances);
+            if (apps == NULL)
+                Py_CLEAR(owners);
+            else
+                PyTuple_SET_ITEM(owners, i, apps);
+        }
+    }
+    if (owners == NULL)
         return NULL;
-    }
-    owners = PyTuple_New(0);
-    PyObject *ranking_key = owners == NULL ? NULL : PyTuple_Pack(8, owners, asn, country, region ? region : Py_None,
-                                                                 key, Py_None, limit, PyTuple_GET_ITEM(lane, 8));
-    Py_XDECREF(owners);
-    Py_XDECREF(answer);
+    PyObject *ranking_key = PyTuple_Pack(8, owners, at->asn, at->country, at->region, key, Py_None, limit,
+                                         load_limit);
+    Py_DECREF(owners);
     return ranking_key;
 }
 
@@ -456,8 +479,8 @@ static PyObject *answer(PyObject *self, PyObject *args) {
     if (!PyArg_ParseTuple(args, "UO!S", &path_obj, &PyTuple_Type, &lane, &age))
         return NULL;
     double started = now();
-    if (PyTuple_GET_SIZE(lane) != 11) {
-        PyErr_SetString(PyExc_TypeError, "lane must be a tuple of 11");
+    if (PyTuple_GET_SIZE(lane) != 7) {
+        PyErr_SetString(PyExc_TypeError, "lane must be a tuple of 7");
         return NULL;
     }
     Py_ssize_t path_len;
@@ -480,44 +503,100 @@ static PyObject *answer(PyObject *self, PyObject *args) {
     if (!v4 && memcmp(packed, mapped, 12) == 0)   /* normalize_ip rewrites these to IPv4 */
         Py_RETURN_NONE;
 
-    PyObject *result = NULL, *key_obj = NULL, *limit = NULL, *matches = NULL, *rkey = NULL;
+    PyObject *result = NULL, *key_obj = NULL, *limit = NULL, *rkey = NULL;
     Address address = {ip, ip_len, NULL};
-    limit = parse_limit(limit_span, PyTuple_GET_ITEM(lane, 7));
+    Located at = {NULL, NULL, NULL, NULL, NULL};
+    limit = parse_limit(limit_span, PyTuple_GET_ITEM(lane, 3));
     if (limit == NULL) {
         if (PyErr_Occurred())
             return NULL;
         Py_RETURN_NONE;
     }
     key_obj = PyUnicode_FromStringAndSize(key, key_len);
-    matches = key_obj == NULL ? NULL : covering(lane, &address, v4, packed);
-    rkey = matches == NULL ? NULL : ranking_key(lane, &address, matches, key_obj, limit);
-    if (rkey == NULL)
+    if (key_obj == NULL)
         goto done;
-    if (rkey == Py_None) {
-        result = Py_NewRef(Py_None);
+    PyObject *parts = PyTuple_GET_ITEM(lane, 0);
+    if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 5) {
+        PyErr_SetString(PyExc_TypeError, "the lane's model parts must be a tuple of 5");
         goto done;
     }
-    PyObject *entry = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, 6), rkey);   /* borrowed */
+    int found = locate_client(parts, PyTuple_GET_ITEM(lane, 1), &address, v4, packed, &at);
+    if (found <= 0) {
+        result = found < 0 ? NULL : Py_NewRef(Py_None);
+        goto done;
+    }
+    rkey = ranking_key(&at, key_obj, limit, PyTuple_GET_ITEM(lane, 4));
+    if (rkey == NULL)
+        goto done;
+    PyObject *entry = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, 2), rkey);   /* borrowed */
     if (entry == NULL) {
         result = PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
         goto done;
     }
     Py_INCREF(entry);
     double seconds = now() - started;
-    result = render(entry, ip, ip_len, matches, PyTuple_GET_ITEM(lane, 9), age);
-    if (result != NULL && result != Py_None && count(PyTuple_GET_ITEM(lane, 10), entry, seconds) < 0)
+    result = render(entry, ip, ip_len, at.matches, PyTuple_GET_ITEM(lane, 5), age);
+    if (result != NULL && result != Py_None && count(PyTuple_GET_ITEM(lane, 6), entry, seconds) < 0)
         Py_CLEAR(result);
     Py_DECREF(entry);
 done:
+    located_clear(&at);
     Py_XDECREF(address.str);
     Py_XDECREF(key_obj);
     Py_XDECREF(limit);
-    Py_XDECREF(matches);
     Py_XDECREF(rkey);
     return result;
 }
 
+static PyObject *s_bgp, *s_geoip, *s_none;
+
+/* locate(ip, parts, geo_lookup, client_type) -> Client | None: decision.locate for an address given as
+ * text, or None where Python must do it (not an address, IPv4-mapped, a prefix owner without a place). */
+static PyObject *locate(PyObject *self, PyObject *args) {
+    (void)self;
+    PyObject *ip_obj, *parts, *geo, *client_type;
+    if (!PyArg_ParseTuple(args, "UO!OO!", &ip_obj, &PyTuple_Type, &parts, &geo, &PyType_Type, &client_type))
+        return NULL;
+    if (PyTuple_GET_SIZE(parts) != 5 || !PyType_IsSubtype((PyTypeObject *)client_type, &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "locate(ip, parts of 5, geo_lookup, a tuple type)");
+        return NULL;
+    }
+    Py_ssize_t len;
+    const char *text = PyUnicode_AsUTF8AndSize(ip_obj, &len);
+    if (text == NULL)
+        return NULL;
+    unsigned char packed[16];
+    int v4 = memchr(text, ':', (size_t)len) == NULL;
+    /* socket.inet_pton refuses what an embedded NUL would hide from inet_pton here */
+    if (len > MAX_IP_TEXT || (Py_ssize_t)strlen(text) != len || inet_pton(v4 ? AF_INET : AF_INET6, text, packed) != 1)
+        Py_RETURN_NONE;
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (!v4 && memcmp(packed, mapped, 12) == 0)
+        Py_RETURN_NONE;
+    Address address = {text, len, Py_NewRef(ip_obj)};
+    Located at;
+    int found = locate_client(parts, geo, &address, v4, packed, &at);
+    PyObject *client = NULL;
+    if (found == 0) {
+        client = Py_NewRef(Py_None);
+    } else if (found > 0) {
+        /* Client(address, asn, country, region, matches, source): filled as a tuple of its type */
+        client = ((PyTypeObject *)client_type)->tp_alloc((PyTypeObject *)client_type, 6);
+        if (client != NULL) {
+            PyObject *source = at.source[0] == 'b' ? s_bgp : at.source[0] == 'g' ? s_geoip : s_none;
+            PyObject *items[6] = {address.str, at.asn, at.country, at.region, at.matches, source};
+            for (int i = 0; i < 6; i++)
+                PyTuple_SET_ITEM(client, i, Py_NewRef(items[i]));
+        }
+    }
+    located_clear(&at);
+    Py_DECREF(address.str);
+    return client;
+}
+
 static PyMethodDef methods[] = {
+    {"locate", locate, METH_VARARGS,
+     "locate(ip, parts, geo_lookup, client_type) -> Client | None: decision.locate, compiled (steering/_answer.c)"},
     {"answer", answer, METH_VARARGS,
      "answer(path, lane, age) -> body | None: a cached steering answer (steering/_answer.c)"},
     {NULL, NULL, 0, NULL},
@@ -531,7 +610,8 @@ PyMODINIT_FUNC PyInit__answer(void) {
         PyObject **slot;
         const char *name;
     } names[] = {{&s_appliances, "appliances"}, {&s_parent, "parent"}, {&s_prefix, "prefix"},
-                 {&s_json, "json"}, {&s_tier_slot, "tier_slot"}};
+                 {&s_json, "json"}, {&s_tier_slot, "tier_slot"},
+                 {&s_bgp, "bgp"}, {&s_geoip, "geoip"}, {&s_none, "none"}};
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         *names[i].slot = PyUnicode_InternFromString(names[i].name);
         if (*names[i].slot == NULL)

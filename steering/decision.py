@@ -100,15 +100,14 @@ class RankingCache:
 
     def answer_lane(self, geo: GeoLookup | None, load_limit: float, limit: int,
                     decisions: DecisionCounts) -> tuple[Any, ...]:
-        """What `cached_answer` (steering/_answer.c) reads to answer from this cache: the model's flat
-        /24 index and prefix lookup, GeoIP, the key's parts that do not come from the request, the tail;
-        and what it counts into: `decisions` (as api "steer") and this cache's hits."""
+        """What `cached_answer` (steering/_answer.c) reads to answer from this cache: what locating a
+        client takes (the model's `locate_parts`, GeoIP), the entries, the key's parts that do not come
+        from the request, the tail; and what it counts into: `decisions` (as api "steer") and this
+        cache's hits."""
         model = self.model
-        blocks, block_matches = model.prefixes.flat_index()
         counting = (decisions.counts, decisions.buckets, decisions.seconds, decisions.bounds,
                     decisions.index[("steer", TIER_LABEL[_TIERS[0]])], self.counts)
-        return (blocks, block_matches, model.prefixes.lookup, model.bgp_places,
-                geo.lookup if geo is not None else None, model.country_region, self._entries, limit,
+        return (model.locate_parts, geo.lookup if geo is not None else None, self._entries, limit,
                 load_limit, _model_json(model), counting)
 
 

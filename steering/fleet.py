@@ -142,6 +142,14 @@ class FleetModel:
     bgp_places: tuple[tuple[int, str, str | None] | None, ...] = ()
     # ranking.group_chunks' memo of each client place's group chunks (they depend on the model only).
     place_chunks: dict[Any, Any] = field(default_factory=dict, repr=False)
+    # What the compiled locate reads (steering/_answer.c): the flat /24 index and its matches, the
+    # prefix lookup, bgp_places, country_region. Derived from the fields above, never passed in.
+    locate_parts: tuple[Any, ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        blocks, block_matches = self.prefixes.flat_index()
+        object.__setattr__(self, "locate_parts", (blocks, block_matches, self.prefixes.lookup, self.bgp_places,
+                                                  self.country_region))
 
     def holds_key(self, appliance: Appliance, key: str) -> bool:
         return key in appliance.keys or (appliance.holds_all and key in self.ready_keys)

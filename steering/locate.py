@@ -14,7 +14,19 @@ from steering.ranking import Client
 
 
 def locate(model: FleetModel, geo: GeoLookup | None, ip: str) -> Client:
-    """Locate `ip` (raises prefixes.InvalidAddress when it is not an IP address)."""
+    """Locate `ip` (raises prefixes.InvalidAddress when it is not an IP address).
+
+    Compiled for the common cases (steering/_answer.c: ~1.5 µs of a decision's ~9 at fleet scale);
+    `locate_py` is the reference, and answers what the compiled one leaves to it (not an address,
+    IPv4-mapped, a prefix owner without a place). A property test checks both give equal clients."""
+    if LOCATE is not None:
+        client = LOCATE(ip, model.locate_parts, geo.lookup if geo is not None else None, Client)
+        if client is not None:
+            return client
+    return locate_py(model, geo, ip)
+
+
+def locate_py(model: FleetModel, geo: GeoLookup | None, ip: str) -> Client:
     address, bits = normalize_ip(ip)
     matches = model.prefixes.lookup(address, bits)
     if matches:
@@ -33,3 +45,9 @@ def locate(model: FleetModel, geo: GeoLookup | None, ip: str) -> Client:
         source = "geoip" if asn is not None or country is not None else "none"
     region = model.country_region.get(country) if country else None
     return Client(address, asn, country, region, matches, source)
+
+
+try:    # built by `pip install -e .` (setup.py)
+    from steering._answer import locate as LOCATE
+except ImportError:
+    LOCATE = None

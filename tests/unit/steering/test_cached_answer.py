@@ -17,8 +17,9 @@ from steering.decision import RankingCache, age_json, cached_answer, render_answ
 from steering.fleet import FleetModel
 from steering.geo import NO_ANSWER, GeoAnswer
 from steering.metrics import DecisionCounts
-from steering.prefixes import PrefixTable
-from steering.ranking import Content
+from steering.locate import LOCATE, locate, locate_py
+from steering.prefixes import InvalidAddress, PrefixTable
+from steering.ranking import Client, Content
 
 from .fleetdocs import appliance, snapshot
 
@@ -167,7 +168,8 @@ def test_an_entry_ranked_but_not_yet_rendered_is_left_to_python():
 
 @pytest.mark.parametrize("lane", [
     (), ("not", "a", "lane"),
-    (b"blocks", [None], None, (), None, {}, {}, 5, 0.8, b"", ()),     # a bytes object is not an int32 index
+    ((b"blocks", [None], None, (), {}), None, {}, 5, 0.8, b"", ()),     # a bytes object is not an int32 index
+    ((None, [None], None, ()), None, {}, 5, 0.8, b"", ()),               # parts of 4
 ])
 def test_a_malformed_lane_raises_instead_of_crashing(lane):
     with pytest.raises(TypeError):
@@ -203,8 +205,8 @@ def test_malformed_counting_arrays_raise(counting):
     m = model(flat=True)
     cache = RankingCache(m)
     python_answer(m, None, cache, "203.0.113.5", "t1/a.mp4", None, 0.0)
-    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())[:10] + (counting,)
-    with pytest.raises((TypeError, IndexError)):
+    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())[:6] + (counting,)
+    with pytest.raises((TypeError, IndexError), match="counting|tier slot|integer"):
         cached_answer("/api/v1/steer?ip=203.0.113.5&key=t1/a.mp4", lane, b"0.0")
 
 
@@ -234,3 +236,26 @@ def test_a_replaced_model_is_not_kept_alive_by_the_lane():
     handlers._decide(handlers.runtime, "hls", holder.model, "203.0.113.5", Content(key="t1/a.mp4"), None)
     gc.collect()
     assert gone() is None
+
+
+@settings(max_examples=100, deadline=None)
+@given(flat=st.booleans(), with_geo=st.booleans(),
+       ips=st.lists(st.one_of(st.sampled_from(IPS + ["::ffff:203.0.113.6", "::ffff:192.0.2.1", "not-an-ip",
+                                                     "203.0.113.5\x00", "203.0.113.05", " 203.0.113.5", ""]),
+                              st.ip_addresses().map(str)), min_size=1, max_size=30))
+def test_compiled_locate_equals_the_python_locate(flat, with_geo, ips):
+    m, geo = model(flat), Geo() if with_geo else None
+    for ip in ips:
+        try:
+            expected = locate_py(m, geo, ip)
+        except InvalidAddress:
+            with pytest.raises(InvalidAddress):
+                locate(m, geo, ip)
+            assert LOCATE(ip, m.locate_parts, geo.lookup if geo else None, Client) is None
+            continue
+        compiled = LOCATE(ip, m.locate_parts, geo.lookup if geo else None, Client)
+        assert locate(m, geo, ip) == expected
+        if compiled is not None:
+            assert type(compiled) is Client and compiled == expected
+        elif not ip.startswith("::ffff:") and not ip.startswith("100.64."):
+            pytest.fail(f"{ip!r} was left to Python")
