@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 from steering.decision import RankingCache, age_json, cached_answer, render_answer, steer
 from steering.fleet import FleetModel
 from steering.geo import NO_ANSWER, GeoAnswer
-from steering.metrics import DecisionCounts
 from steering.locate import LOCATE, locate, locate_py
+from steering.metrics import DecisionCounts
 from steering.prefixes import InvalidAddress, PrefixTable
 from steering.ranking import Client, Content
 
