@@ -522,7 +522,7 @@ def print_table(r: dict[str, Any]) -> None:
         ("model rebuild, keys and prefixes unchanged", f"{r['model_rebuild_s']} s"),
         ("model memory (RSS growth)", f"{r['model_rss_mib']} MiB (process RSS {r['process_rss_mib']} MiB)"),
         ("decisions/s, one core, uncached", f"{r['decisions']['uncached_per_s']:,} "
-                                            f"({r['decisions']['uncached_us']} us each)"),
+                                            f"({r['decisions']['uncached_us']} us each; target >= 100,000)"),
         *((f"decisions/s, one core, service path, {phase} cache",
            f"{d['per_s']:,} ({d['us']} us each; ranking-cache hit ratio {d['hit_ratio']} over {d['stream']:,} "
            f"fresh requests{'; target >= 100,000' if phase == 'warm' else ''})")

@@ -26,7 +26,6 @@ from steering.ranking import (
 )
 
 ANSWER_VERSION = 1
-_TIERS = list(Tier)
 
 
 class CachedRanking:
@@ -39,8 +38,8 @@ class CachedRanking:
     def __init__(self, candidates: list[Ranked]) -> None:
         self.candidates = candidates
         self.json: tuple[bytes | int, ...] | None = None
-        # Decision.tier_label's position in metrics.TIER_LABELS (the tiers in order, then "none").
-        self.tier_slot = _TIERS.index(candidates[0].tier) if candidates else len(_TIERS)
+        # Decision.tier_label's position in metrics.TIER_LABELS: the tiers in order (values 1..N), then "none".
+        self.tier_slot = candidates[0].tier - 1 if candidates else len(Tier)
 
 
 class Decision(NamedTuple):
@@ -106,7 +105,7 @@ class RankingCache:
         cache's hits."""
         model = self.model
         counting = (decisions.counts, decisions.buckets, decisions.seconds, decisions.bounds,
-                    decisions.index[("steer", TIER_LABEL[_TIERS[0]])], self.counts)
+                    decisions.index[("steer", TIER_LABEL[Tier.PREFIX])], self.counts)
         return (model.locate_parts, geo.lookup if geo is not None else None, self._entries, limit,
                 load_limit, _model_json(model), counting)
 
