@@ -16,7 +16,7 @@ from steering.ranking import Client
 def locate(model: FleetModel, geo: GeoLookup | None, ip: str) -> Client:
     """Locate `ip` (raises prefixes.InvalidAddress when it is not an IP address).
 
-    Compiled for the common cases (steering/_answer.c: ~1.5 µs of a decision's ~9 at fleet scale);
+    Compiled for the common cases (steering/_answer.c: 1.8–2.0 µs against 2.75–3.0 at fleet scale);
     `locate_py` is the reference, and answers what the compiled one leaves to it (not an address,
     IPv4-mapped, a prefix owner without a place). A property test checks both give equal clients."""
     if LOCATE is not None:
