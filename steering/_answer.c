@@ -2,9 +2,9 @@
  * `GET /api/v1/steer?ip=IP&key=KEY[&limit=N]`, when the ranking is already cached and rendered.
  *
  * Why C: in the HTTP server, the Python path of such a request (yarl's query parsing, locating the client,
- * the cache key, the rendering) cost ~50 µs of CPU against ~30 µs for aiohttp's whole "hello" request,
- * most of it instruction and data cache misses between aiohttp and a 1.5 GiB model (docs/steering.md,
- * "Bench"). Here it is one call.
+ * the cache key, the rendering, the metrics) cost ~40 µs of CPU more than aiohttp's whole "hello" request
+ * (~30 µs), most of it waiting on memory between aiohttp and a 1.5 GiB model (docs/steering.md, "Bench").
+ * Here it is one call. Its locating is also decision.locate's compiled form: `locate` below.
  *
  * The rule: answer only what is certain, return None for everything else and let the Python path
  * answer it (or refuse it: 400s are its business). So: a query of exactly the parameters ip, key and
