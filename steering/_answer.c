@@ -146,6 +146,17 @@ static PyObject *parse_limit(Span text, PyObject *fallback) {
     return PyLong_FromLong(value);
 }
 
+/* prefixes.normalize_ip's check of NUL-terminated `text`: 1 for IPv4, 0 for IPv6 (into `packed`), -1 for
+ * what Python must handle: not an address (it raises InvalidAddress), or IPv4-mapped (it rewrites those).
+ * An embedded NUL, which would hide the rest of the text from inet_pton, is not an address either. */
+static int parse_address(const char *text, Py_ssize_t len, unsigned char packed[16]) {
+    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    int v4 = memchr(text, ':', (size_t)len) == NULL;
+    if (len > MAX_IP_TEXT || (Py_ssize_t)strlen(text) != len || inet_pton(v4 ? AF_INET : AF_INET6, text, packed) != 1)
+        return -1;
+    return !v4 && memcmp(packed, mapped, 12) == 0 ? -1 : v4;
+}
+
 /* The client's address as text: made only when Python needs it (a lookup in the trie, GeoIP). */
 typedef struct {
     const char *text;
@@ -496,11 +507,8 @@ static PyObject *answer(PyObject *self, PyObject *args) {
         Py_RETURN_NONE;
     ip[ip_len] = 0, key[key_len] = 0;
     unsigned char packed[16];
-    int v4 = memchr(ip, ':', (size_t)ip_len) == NULL;
-    if (inet_pton(v4 ? AF_INET : AF_INET6, ip, packed) != 1)
-        Py_RETURN_NONE;
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (!v4 && memcmp(packed, mapped, 12) == 0)   /* normalize_ip rewrites these to IPv4 */
+    int v4 = parse_address(ip, ip_len, packed);
+    if (v4 < 0)
         Py_RETURN_NONE;
 
     PyObject *result = NULL, *key_obj = NULL, *limit = NULL, *rkey = NULL;
@@ -566,12 +574,8 @@ static PyObject *locate(PyObject *self, PyObject *args) {
     if (text == NULL)
         return NULL;
     unsigned char packed[16];
-    int v4 = memchr(text, ':', (size_t)len) == NULL;
-    /* socket.inet_pton refuses what an embedded NUL would hide from inet_pton here */
-    if (len > MAX_IP_TEXT || (Py_ssize_t)strlen(text) != len || inet_pton(v4 ? AF_INET : AF_INET6, text, packed) != 1)
-        Py_RETURN_NONE;
-    static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-    if (!v4 && memcmp(packed, mapped, 12) == 0)
+    int v4 = parse_address(text, len, packed);
+    if (v4 < 0)
         Py_RETURN_NONE;
     Address address = {text, len, Py_NewRef(ip_obj)};
     Located at;
