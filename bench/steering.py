@@ -14,7 +14,6 @@ Options: ``--quick`` (a 10x smaller fleet, for a smoke run), ``--http-seconds N`
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import json
 import math
@@ -200,31 +199,21 @@ def _serve(app_factory: Any, port: int, cpu: int) -> None:
     from aiohttp import web
 
     from steering.cli import run
-    from steering.service import HANDLERS, serve_app
+    from steering.service import HANDLERS, serve_app, serve_runner
 
     os.sched_setaffinity(0, {cpu})
     uvloop.install()
     served = app_factory()
     if not isinstance(served, web.Application):
-        run(_serve_low_level(served, port))
+        async def low_level() -> None:      # web.Server wants the running loop
+            await serve_runner(web.ServerRunner(web.Server(served, access_log=None), handle_signals=True),
+                               "127.0.0.1", port)
+        run(low_level())
     elif HANDLERS in served:
         run(serve_app(served, "127.0.0.1", port))
     else:
         web.run_app(served, host="127.0.0.1", port=port, access_log=None, print=None, handle_signals=True)
     os._exit(0)
-
-
-async def _serve_low_level(handler: Any, port: int) -> None:
-    from aiohttp import web
-
-    runner = web.ServerRunner(web.Server(handler, access_log=None), handle_signals=True)
-    await runner.setup()
-    try:
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        while True:
-            await asyncio.sleep(3600)
-    finally:
-        await runner.cleanup()
 
 
 def _free_port() -> int:

@@ -267,10 +267,18 @@ def front_door(server: web.Server, handlers: SteeringHandlers) -> None:
 async def serve_app(app: web.Application, host: str, port: int) -> None:
     """What `web.run_app` does for one TCP site, with the front door: runs until cancelled or until a
     SIGTERM/SIGINT raises `web.GracefulExit`, then shuts the app down (in-flight requests finish)."""
-    runner = web.AppRunner(app, handle_signals=True, access_log=None)
+    await serve_runner(web.AppRunner(app, handle_signals=True, access_log=None), host, port,
+                       prepare=lambda runner: front_door(runner.server, app[HANDLERS]))
+
+
+async def serve_runner(runner: web.BaseRunner, host: str, port: int,
+                       prepare: Callable[[web.BaseRunner], None] | None = None) -> None:
+    """Set `runner` up, let `prepare` see it before the site opens, serve on one TCP site until cancelled
+    (or GracefulExit), then clean up."""
     await runner.setup()
     try:
-        front_door(runner.server, app[HANDLERS])
+        if prepare is not None:
+            prepare(runner)
         await web.TCPSite(runner, host, port).start()
         while True:
             await asyncio.sleep(3600)
