@@ -40,4 +40,4 @@ clean-run:
 	rm -rf run
 
 clean: clean-run
-	rm -rf $(VENV) build *.egg-info tests/e2e/node_modules steering/_*.so
+	rm -rf $(VENV) build *.egg-info tests/e2e/node_modules steering/_*.so oca/http/_*.so

@@ -1,5 +1,6 @@
-"""The compiled modules: steering._groupscan (steering/_groupscan.c) and steering._answer
-(steering/_answer.c); why: docs/steering.md, "Bench".
+"""The compiled modules: steering._groupscan (steering/_groupscan.c), steering._answer
+(steering/_answer.c) and oca.http._serve (oca/http/_serve.c); why: docs/steering.md, "Bench", and
+docs/edge.md, "Measured".
 
 Everything else about the package is in pyproject.toml. Building needs a C compiler and the Python
 headers (Debian: gcc, python3-dev); scripts/bootstrap.sh installs them when run as root.
@@ -7,5 +8,7 @@ headers (Debian: gcc, python3-dev); scripts/bootstrap.sh installs them when run 
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension(f"steering.{name}", [f"steering/{name}.c"], extra_compile_args=["-O2", "-Wall"])
-                   for name in ("_groupscan", "_answer")])
+MODULES = ("steering/_groupscan.c", "steering/_answer.c", "oca/http/_serve.c")
+
+setup(ext_modules=[Extension(src[:-2].replace("/", "."), [src], extra_compile_args=["-O2", "-Wall"])
+                   for src in MODULES])

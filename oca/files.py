@@ -274,6 +274,11 @@ class FdCache:
             raise
         return OpenFile(fd, f.path)
 
+    @property
+    def open_files(self) -> OrderedDict[str, OpenFile]:
+        """Content key → open descriptor, least recently used first (read by oca.http.compiled)."""
+        return self._open
+
     def release(self, of: OpenFile) -> None:
         of.refs -= 1
         if of.stale and of.refs == 0:
@@ -314,6 +319,11 @@ class IndexView:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[key] = f
         return f
+
+    @property
+    def cached(self) -> dict[str, ServedFile]:
+        """Content key → file, as looked up so far (read by oca.http.compiled)."""
+        return self._cache
 
     def refresh(self) -> bool:
         """Drop what changed in the source since the last refresh; True when something did."""

@@ -9,7 +9,7 @@ never go backwards when a worker is replaced.
 
 Names (all prefixed ``oca_``): http_responses_total{code}, bytes_sent_total, active_connections,
 request_duration_seconds (histogram), range_requests_total{kind}, token_failures_total{reason},
-hits_total{tier}, misses_total, sendfile_errors_total, disk_faults_total, timeouts_total{kind},
+hits_total{tier}, misses_total, compiled_answers_total, sendfile_errors_total, disk_faults_total, timeouts_total{kind},
 connections_rejected_total, access_log_dropped_lines_total, disk_state{disk,state}, workers,
 worker_restarts_total, ready, reloads_total.
 """
@@ -25,7 +25,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 DURATION_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
                     1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _LABELLED = ("responses", "ranges", "token_failures", "hits", "timeouts")
-_PLAIN = ("bytes_sent", "misses", "sendfile_errors", "disk_faults", "rejected", "log_dropped", "requests")
+_PLAIN = ("bytes_sent", "misses", "sendfile_errors", "disk_faults", "rejected", "log_dropped", "requests",
+          "compiled")
 
 
 class WorkerMetrics:
@@ -39,6 +40,7 @@ class WorkerMetrics:
         self.timeouts: dict[str, int] = {}
         self.bytes_sent = self.misses = self.sendfile_errors = self.disk_faults = 0
         self.rejected = self.log_dropped = self.requests = 0
+        self.compiled = 0   # answers of the compiled request path (oca/http/_serve.c), also in `responses`
         self.active = 0
         self.buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self.duration_sum = 0.0
@@ -128,6 +130,8 @@ class EdgeCollector:
                                   value=t["disk_faults"])
         yield _labelled(CounterMetricFamily, "oca_timeouts", "Connections closed by a timeout", "kind",
                         t["timeouts"])
+        yield CounterMetricFamily("oca_compiled_answers", "Responses written by the compiled request path "
+                                  "(also counted in oca_http_responses_total)", value=t["compiled"])
         yield CounterMetricFamily("oca_connections_rejected", "Connections over the per-worker limit",
                                   value=t["rejected"])
         yield CounterMetricFamily("oca_access_log_dropped_lines", "Access-log lines dropped (log stalled)",

@@ -216,6 +216,11 @@ class VerifiedTokens:
         self.ring, self.max_entries = ring, max_entries
         self._ok: dict[tuple[str, str], tuple[Ok, int, object]] = {}
 
+    @property
+    def memory(self) -> dict[tuple[str, str], tuple[Ok, int, object]]:
+        """(path, query) → (Ok, exp, client network or None): what the edge's compiled path reads."""
+        return self._ok
+
     def check(self, path: str, query: str, now: float, client_ip: str | None) -> TokenCheck:
         hit = self._ok.get((path, query))
         if hit is None:

@@ -71,7 +71,7 @@ if [ ! -x .venv/bin/python ] || [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stam
   touch "$stamp"
 fi
 # An existing venv: rebuild the compiled modules when a source is newer (or was never built).
-for src in steering/_groupscan.c steering/_answer.c; do
+for src in steering/_groupscan.c steering/_answer.c oca/http/_serve.c; do
   so=("${src%.c}"*.so)
   if [ ! -e "${so[0]}" ] || [ "$src" -nt "${so[0]}" ]; then
     echo "bootstrap: building the compiled modules ($src changed)" >&2

@@ -67,7 +67,8 @@ class Context:
         self.config, self.ring = config, ring
         self.limits = config.limits
         self.verified = tokens.VerifiedTokens(ring) if ring is not None else None
-        self.keys: dict[bytes, str] = {}  # raw request path → validated content key
+        self.keys: dict[bytes, tuple[str, str]] = {}  # raw request path → (content key, "/" + key)
+        self.lane: tuple | None = None  # built by EdgeProtocol for oca.http.compiled from this config
         self.require_tokens = config.tokens.mode == "require"
         self.max_ranges = config.limits.max_ranges
         origins = config.cors.allowed_origins
@@ -156,16 +157,16 @@ def handle(req: Request, ctx: Context) -> Reply:
         except httptools.HttpParserInvalidURLError:
             return _error(400, req, ctx, "invalid_target", close=True)
         raw_path, raw_query = url.path or b"", url.query or b""
-    key = ctx.keys.get(raw_path)
-    if key is None:
+    known = ctx.keys.get(raw_path)
+    if known is None:
         try:
             key = request_key(raw_path)
         except InvalidKey:
             return _error(404 if raw_path == b"/" else 400, req, ctx, "invalid_key", path=log_field(raw_path))
         if len(ctx.keys) >= 65536:
             ctx.keys.clear()
-        ctx.keys[raw_path] = key
-    path = "/" + key
+        known = ctx.keys[raw_path] = (key, "/" + key)
+    key, path = known
     kid = None
     if ctx.require_tokens:
         query = raw_query.decode("latin-1")

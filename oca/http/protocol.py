@@ -29,6 +29,8 @@ import httptools
 
 from oca.accesslog import AccessLog
 from oca.files import FdCache, FileChanged, OpenFile, ServedFile
+from oca.http import compiled
+from oca.http.compiled import answer
 from oca.http.flow import BodyFlow
 from oca.http.handler import Context, Reply, Request, handle
 from oca.http.response import Clock, log_field, simple
@@ -52,6 +54,7 @@ class Shared:
     connections: set = field(default_factory=set)
     key_hits: dict[str, int] = field(default_factory=dict)
     on_closed: object = None   # callable() after a connection closes (drain bookkeeping)
+    compiled: bool = True      # False: every request takes the Python path (tests compare the two)
 
     @property
     def clock(self) -> Clock:
@@ -224,8 +227,19 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
         self.in_head = False
         self.partial = 0
         p = self.parser
-        self.queue.append(Request(p.get_method(), self._url, self._headers, p.get_http_version(),
-                                  p.should_keep_alive(), self.client, monotonic(), self._hosts))
+        method, version, keep_alive, started = p.get_method(), p.get_http_version(), p.should_keep_alive(), \
+            monotonic()
+        s = self.s
+        lane = s.ctx.lane
+        if lane is None and s.compiled:
+            lane = s.ctx.lane = compiled.lane(s)
+        # The compiled path answers here, in the parser's callback, only when nothing is in flight or
+        # queued: the answers then still go out in the order the requests came.
+        if lane is None or self.current is not None or self.queue or self.broken or self.closed \
+                or self.reading_paused or not answer(lane, self, method, self._url, self._headers, version,
+                                                     keep_alive, self._hosts, started):
+            self.queue.append(Request(method, self._url, self._headers, version, keep_alive, self.client,
+                                      started, self._hosts))
         self._headers = self._url = None  # the Request owns them; an idle connection keeps nothing
 
     def on_body(self, body: bytes) -> None:
@@ -311,6 +325,30 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
             return False
         self._complete()
         return not reply.close
+
+    def _take_over(self, method: bytes, url: bytes, headers: dict[bytes, bytes], version: str, keep_alive: bool,
+                   hosts: int, started: float, status: int, head: bytes, f: ServedFile, first: int,
+                   count: int, range_kind: str | None, kid: str | None, path: str, head_sent: int,
+                   body_sent: int) -> None:
+        """The compiled path's answer that the socket did not take whole: continue it as `_start` would."""
+        self.s.metrics.compiled += 1
+        req = Request(method, url, headers, version, keep_alive, self.client, started, hosts)
+        segments = [(first, count)] if count else []
+        reply = Reply(status, head, path=path, file=f, segments=segments, body_len=count, range_kind=range_kind,
+                      kid=kid)
+        self.current, self.cur_req, self.cur_file = reply, req, self._open(reply)
+        if self.cur_file is None:   # cannot happen: the compiled path sent from this very descriptor
+            self.current.note = "disk_fault"
+            self.abort()
+            return
+        self.seg_i, self.seg_done, self.sent = 0, body_sent, body_sent
+        if head_sent < len(head):
+            self.transport.write(head[head_sent:])   # `_pump` waits for it to drain
+        if segments and self._pump():
+            return
+        self._complete()
+        if not self.closed:
+            self._go_idle()
 
     def _open(self, reply: Reply) -> OpenFile | None:
         try:

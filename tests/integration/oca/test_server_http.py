@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import select
+import socket
 import time
 from collections.abc import Iterator
 
@@ -13,7 +14,8 @@ from tests.integration.oca.edge_harness import Edge, Reader, fetch, make_store, 
 
 VIDEO = os.urandom(300_000)
 SMALL = bytes(range(256)) * 4
-FILES = {"t1/video.mp4": VIDEO, "t1/small.bin": SMALL, "empty.bin": b"", "hdd/warm.mp4": SMALL}
+BIG = os.urandom(4 << 20)  # more than the sockets take at once (the reader keeps a small buffer)
+FILES = {"t1/video.mp4": VIDEO, "t1/small.bin": SMALL, "empty.bin": b"", "hdd/warm.mp4": SMALL, "t1/big.bin": BIG}
 LIMITS = """
 [limits]
 header_timeout = "600ms"
@@ -382,6 +384,22 @@ def test_access_log_line(edge: Edge) -> None:
     assert fields[2:6] == ["GET", "/t1/small.bin", "206", "10"]
     assert fields[6] == '"bytes=0-9"' and fields[8] == "ssd" and fields[9] == "-"
     assert text.endswith('"dash.js \\"5\\"" -')
+
+
+def test_compiled_path_answers_and_hands_over_a_slow_readers_response(edge: Edge) -> None:
+    """oca/http/_serve.c answers warm plain GETs; a body the socket does not take at once (the client
+    is not reading) continues in the Python flow, and arrives whole."""
+    before = edge.metric("oca_compiled_answers_total")
+    for _ in range(3):
+        assert fetch(edge, "/t1/small.bin", headers={"Range": "bytes=5-9"}).body == SMALL[5:10]
+    assert fetch(edge, "/t1/big.bin", headers={"Range": "bytes=0-0"}).body == BIG[:1]  # opened, cached
+    with edge.connect() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        s.sendall(request("/t1/big.bin") + request("/t1/video.mp4"))  # the second waits for the first
+        time.sleep(0.3)                            # let the server's socket fill and sendfile see EAGAIN
+        reader = Reader(s)
+        assert [reader.read().body for _ in range(2)] == [BIG, VIDEO]
+    wait_for(lambda: edge.metric("oca_compiled_answers_total") >= before + 3, what="compiled answers counted")
 
 
 def test_connection_counted_while_open(edge: Edge) -> None:

@@ -1,0 +1,687 @@
+/* The edge's compiled request path: one call answers a plain GET or HEAD of a file the worker already
+ * has looked up and open, with no Range or one simple byte range — the request players send for
+ * every segment.
+ *
+ * Why C: on this stack (uvloop, httptools, os.sendfile) a server with no features spends ~11 µs of
+ * CPU on a 1 KiB range request over TCP, nginx ~14 µs; the Python path of oca.http.handler and
+ * oca.http.protocol added ~17 µs more (decision ~4.5, access-log line and metrics ~2, queueing and
+ * send bookkeeping ~3, plus the interpreter's own overhead on each), so small ranges ran at half
+ * nginx's rate (docs/edge.md, "Measured"). Here the decision, the head, the send, the metrics and
+ * the log line are one call made from the parser's headers-complete callback.
+ *
+ * The rule, as in steering/_answer.c: answer only what is certain and decline everything else,
+ * before sending or counting anything, so the Python path (oca.http.handler.handle) answers it —
+ * or refuses it: every 4xx is its business. Answered here:
+ *   - method GET or HEAD; HTTP/1.1 with exactly one Host, or HTTP/1.0; the client keeps the
+ *     connection alive and the worker is not draining (a closing answer is left to Python);
+ *   - an origin-form target whose path the worker has validated before (ctx.keys) and whose file
+ *     is in the index view's cache and open in the descriptor cache (a `--root` file is fstat'ed
+ *     and must still match the index, as FdCache.acquire checks);
+ *   - tokens not required, or a query whose token verified before (VerifiedTokens' memory), not
+ *     expired, without a client prefix;
+ *   - no header among Content-Length, Transfer-Encoding, Upgrade, If-Match, If-None-Match,
+ *     If-Modified-Since, If-Unmodified-Since, If-Range; Range absent, or exactly the form
+ *     `bytes=FIRST-[LAST]` (ranges._ONE_RANGE) and satisfiable;
+ *   - the transport holds no unsent bytes (a body must never overtake them).
+ * The bytes are those of handle() + EdgeProtocol: the same head (handler._ranged, with CORS as
+ * handler._cors), sent with MSG_MORE before a body of at most flow.MORE_MAX bytes, then the body by
+ * sendfile; counted as EdgeProtocol._record counts (responses, bytes, duration histogram, range
+ * kind, hits by tier and by key) and logged in accesslog's line format.
+ * If the socket does not take everything at once (EAGAIN, an error, a short file), the response is
+ * handed to the Python flow as it stands: conn._take_over(...), which finishes or fails it there.
+ *
+ * answer(lane, conn, method, url, headers, version, keep_alive, hosts, started) -> bool
+ *   lane: the tuple oca.http.compiled.lane builds (indices L_* below); conn: the EdgeProtocol.
+ *   True: answered (or handed over); False: declined, nothing sent or counted.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MORE_MAX (16 * 1024) /* oca.http.flow.MORE_MAX */
+#define HEAD_CAP 4096        /* larger heads (a long CORS origin) are left to Python */
+#define LINE_CAP 2048
+
+enum { L_KEYS, L_TOKENS, L_CACHE, L_OPEN, L_CORS, L_CLOCK, L_METRICS, L_RESPONSES, L_RANGES, L_HITS,
+       L_BUCKETS, L_BOUNDS, L_SHARED, L_CTX, L_IDLE, L_SIZE };
+
+static PyObject *s_fd, *s_client, *s_transport, *s_get_write_buffer_size, *s_draining, *s_tier, *s_path,
+    *s_size, *s_mtime_ns, *s_head_tail, *s_kid, *s_move_to_end, *s__now, *s__second, *s_now, *s_date_line,
+    *s_iso, *s_deadline, *s_deadline_kind, *s_idle, *s_take_over, *s_bytes_sent, *s_duration_sum,
+    *s_access, *s__lines, *s__size, *s_buffer_bytes, *s_flush, *s_single, *s_none, *s_root, *s_v11,
+    *s_v10, *s_key_hits, *s_compiled, *one, *n200, *n206;
+
+typedef struct {
+    const char *p;
+    Py_ssize_t n;
+} Span;
+
+typedef struct {
+    char *p;
+    Py_ssize_t n, cap;
+} Out;
+
+static void put(Out *o, const char *s, Py_ssize_t n) {
+    if (o->n + n <= o->cap)
+        memcpy(o->p + o->n, s, n);
+    o->n += n; /* past cap: the caller sees o->n > o->cap and declines */
+}
+
+static void puts_(Out *o, const char *s) { put(o, s, (Py_ssize_t)strlen(s)); }
+
+static void put_ll(Out *o, long long v) {
+    char tmp[24];
+    put(o, tmp, snprintf(tmp, sizeof tmp, "%lld", v));
+}
+
+static int put_bytes(Out *o, PyObject *b) {
+    if (!PyBytes_Check(b)) {
+        PyErr_SetString(PyExc_TypeError, "expected bytes");
+        return -1;
+    }
+    put(o, PyBytes_AS_STRING(b), PyBytes_GET_SIZE(b));
+    return 0;
+}
+
+static int put_ascii(Out *o, PyObject *s) {
+    Py_ssize_t n;
+    const char *p = PyUnicode_AsUTF8AndSize(s, &n);
+    if (p == NULL)
+        return -1;
+    put(o, p, n);
+    return 0;
+}
+
+/* response.log_field: printable ASCII as is, '"' and '\' escaped with '\', the rest as \xHH. */
+static void put_log_field(Out *o, Span v) {
+    static const char hex[] = "0123456789abcdef";
+    if (v.n == 0) {
+        put(o, "-", 1);
+        return;
+    }
+    for (Py_ssize_t i = 0; i < v.n; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c == '"' || c == '\\') {
+            char e[2] = {'\\', (char)c};
+            put(o, e, 2);
+        } else if (c >= 0x20 && c < 0x7f) {
+            put(o, (const char *)&c, 1);
+        } else {
+            char e[4] = {'\\', 'x', hex[c >> 4], hex[c & 15]};
+            put(o, e, 4);
+        }
+    }
+}
+
+static double monotonic_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int span_eq(const char *p, Py_ssize_t n, const char *lit) {
+    return (size_t)n == strlen(lit) && memcmp(p, lit, n) == 0;
+}
+
+/* The header fields the answer depends on; 0 when one of them means "leave it to Python". */
+static int scan_headers(PyObject *headers, Span *range, Span *origin, Span *agent) {
+    static const char *const decline[] = {"content-length", "transfer-encoding", "upgrade", "if-match",
+                                          "if-none-match", "if-modified-since", "if-unmodified-since",
+                                          "if-range", NULL};
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+    if (!PyDict_Check(headers))
+        return 0;
+    while (PyDict_Next(headers, &pos, &k, &v)) {
+        if (!PyBytes_Check(k) || !PyBytes_Check(v))
+            return 0;
+        const char *n = PyBytes_AS_STRING(k);
+        Py_ssize_t len = PyBytes_GET_SIZE(k);
+        Span value = {PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v)};
+        if (span_eq(n, len, "range"))
+            *range = value;
+        else if (span_eq(n, len, "origin"))
+            *origin = value;
+        else if (span_eq(n, len, "user-agent"))
+            *agent = value;
+        else if (len >= 7 && (n[0] == 'c' || n[0] == 't' || n[0] == 'u' || n[0] == 'i'))
+            for (int i = 0; decline[i] != NULL; i++)
+                if (span_eq(n, len, decline[i]))
+                    return 0;
+    }
+    return 1;
+}
+
+static int digits(Span r, Py_ssize_t *i, long long *value) {
+    Py_ssize_t start = *i;
+    long long v = 0;
+    while (*i < r.n && r.p[*i] >= '0' && r.p[*i] <= '9' && *i - start < 18)
+        v = v * 10 + (r.p[(*i)++] - '0');
+    *value = v;
+    return (int)(*i - start);
+}
+
+/* ranges._ONE_RANGE: `bytes=([0-9]{1,18})-([0-9]{0,18})\Z`; *last = -1 when absent. */
+static int one_range(Span r, long long *first, long long *last) {
+    Py_ssize_t i = 6;
+    if (r.n < 8 || memcmp(r.p, "bytes=", 6) != 0)
+        return 0;
+    if (digits(r, &i, first) == 0 || i >= r.n || r.p[i++] != '-')
+        return 0;
+    if (digits(r, &i, last) == 0)
+        *last = -1;
+    return i == r.n;
+}
+
+/* handler._cors, into `o`. */
+static int put_cors(Out *o, PyObject *cors, Span origin) {
+    static const char expose[] =
+        "Access-Control-Expose-Headers: Content-Range, Content-Length, ETag, Accept-Ranges\r\n";
+    if (cors == Py_None || origin.p == NULL)
+        return 0;
+    if (cors == Py_True) {
+        puts_(o, "Access-Control-Allow-Origin: *\r\n");
+        puts_(o, expose);
+        return 0;
+    }
+    PyObject *b = PyBytes_FromStringAndSize(origin.p, origin.n);
+    if (b == NULL)
+        return -1;
+    int allowed = PySet_Contains(cors, b);
+    Py_DECREF(b);
+    if (allowed < 0)
+        return -1;
+    if (allowed) {
+        puts_(o, "Access-Control-Allow-Origin: ");
+        put(o, origin.p, origin.n);
+        puts_(o, "\r\nVary: Origin\r\n");
+        puts_(o, expose);
+    }
+    return 0;
+}
+
+static long long attr_ll(PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    long long r = PyLong_AsLongLong(v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* dict[key] += n */
+static int bump(PyObject *dict, PyObject *key, long long n) {
+    PyObject *old = PyDict_GetItemWithError(dict, key);
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    PyObject *v = PyLong_FromLongLong((old ? PyLong_AsLongLong(old) : 0) + n);
+    if (v == NULL)
+        return -1;
+    int r = PyDict_SetItem(dict, key, v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* obj.name += n (an int or a float attribute) */
+static int bump_attr(PyObject *obj, PyObject *name, PyObject *n) {
+    PyObject *old = PyObject_GetAttr(obj, name);
+    if (old == NULL)
+        return -1;
+    PyObject *v = PyNumber_Add(old, n);
+    Py_DECREF(old);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_SetAttr(obj, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+typedef struct {
+    PyObject *lane, *conn, *method, *known, *key, *path, *file, *kid, *tier, *date_line, *iso;
+    Span range, agent;
+    int status;
+    long long first, count;
+    double now, started;
+} Answer;
+
+/* WorkerMetrics.observe: bisect_left over the bucket bounds. */
+static int observe(Answer *a, double seconds) {
+    PyObject *bounds = PyTuple_GET_ITEM(a->lane, L_BOUNDS), *buckets = PyTuple_GET_ITEM(a->lane, L_BUCKETS);
+    Py_ssize_t i = 0, nb = PyTuple_GET_SIZE(bounds);
+    while (i < nb && PyFloat_AsDouble(PyTuple_GET_ITEM(bounds, i)) < seconds)
+        i++;
+    if (!PyList_Check(buckets) || i >= PyList_GET_SIZE(buckets)) {
+        PyErr_SetString(PyExc_ValueError, "lane: buckets do not match the bounds");
+        return -1;
+    }
+    PyObject *v = PyLong_FromLongLong(PyLong_AsLongLong(PyList_GET_ITEM(buckets, i)) + 1);
+    if (v == NULL)
+        return -1;
+    PyList_SetItem(buckets, i, v); /* steals v */
+    PyObject *d = PyFloat_FromDouble(seconds);
+    if (d == NULL)
+        return -1;
+    int r = bump_attr(PyTuple_GET_ITEM(a->lane, L_METRICS), s_duration_sum, d);
+    Py_DECREF(d);
+    return r;
+}
+
+/* The access-log line (oca.accesslog's format), appended to AccessLog's buffer as AccessLog.write does. */
+static int log_line(Answer *a, long long sent, double seconds) {
+    PyObject *access = PyObject_GetAttr(PyTuple_GET_ITEM(a->lane, L_SHARED), s_access);
+    if (access == NULL)
+        return -1;
+    if (access == Py_None) {
+        Py_DECREF(access);
+        return 0;
+    }
+    char stack[LINE_CAP];
+    /* fixed fields (time, client, method, status, sizes, tier, kid) fit in 512 bytes */
+    Py_ssize_t need = 512 + PyUnicode_GET_LENGTH(a->path) + 4 * (a->range.n + a->agent.n);
+    Out o = {need <= LINE_CAP ? stack : PyMem_Malloc(need), 0, need <= LINE_CAP ? LINE_CAP : need};
+    PyObject *client = PyObject_GetAttr(a->conn, s_client);
+    char *dur = PyOS_double_to_string(seconds, 'f', 6, 0, NULL);
+    int r = -1;
+    if (o.p == NULL)
+        PyErr_NoMemory();
+    if (client == NULL || dur == NULL || o.p == NULL)
+        goto done;
+    if (put_ascii(&o, a->iso) < 0)
+        goto done;
+    put(&o, " ", 1);
+    if (put_ascii(&o, client) < 0)
+        goto done;
+    put(&o, " ", 1);
+    put(&o, PyBytes_AS_STRING(a->method), PyBytes_GET_SIZE(a->method));
+    put(&o, " ", 1);
+    if (put_ascii(&o, a->path) < 0)
+        goto done;
+    put(&o, " ", 1);
+    put_ll(&o, a->status);
+    put(&o, " ", 1);
+    put_ll(&o, sent);
+    put(&o, " \"", 2);
+    put_log_field(&o, a->range);
+    put(&o, "\" ", 2);
+    puts_(&o, dur);
+    put(&o, " ", 1);
+    if (put_ascii(&o, a->tier) < 0)
+        goto done;
+    put(&o, " ", 1);
+    if (a->kid == Py_None)
+        put(&o, "-", 1);
+    else if (put_ascii(&o, a->kid) < 0)
+        goto done;
+    put(&o, " \"", 2);
+    put_log_field(&o, a->agent);
+    put(&o, "\" -\n", 4);
+    if (o.n > o.cap) {
+        PyErr_SetString(PyExc_RuntimeError, "access-log line longer than its bound");
+        goto done;
+    }
+    PyObject *line = PyUnicode_DecodeLatin1(o.p, o.n, NULL), *lines = NULL, *n = NULL;
+    if (line == NULL)
+        goto done;
+    lines = PyObject_GetAttr(access, s__lines);
+    n = PyLong_FromSsize_t(o.n);
+    if (lines != NULL && n != NULL && PyList_Append(lines, line) == 0 && bump_attr(access, s__size, n) == 0) {
+        long long size = attr_ll(access, s__size), cap = attr_ll(access, s_buffer_bytes);
+        r = 0;
+        if (PyErr_Occurred())
+            r = -1;
+        else if (size >= cap) {
+            PyObject *x = PyObject_CallMethodNoArgs(access, s_flush);
+            r = x == NULL ? -1 : 0;
+            Py_XDECREF(x);
+        }
+    }
+    Py_DECREF(line);
+    Py_XDECREF(lines);
+    Py_XDECREF(n);
+done:
+    if (o.p != stack && o.p != NULL)
+        PyMem_Free(o.p);
+    PyMem_Free(dur);
+    Py_XDECREF(client);
+    Py_DECREF(access);
+    return r;
+}
+
+/* EdgeProtocol._record for a complete answer, then _go_idle. */
+static int record(Answer *a) {
+    PyObject *lane = a->lane;
+    double done = monotonic_now(), seconds = done - a->started;
+    PyObject *status = a->status == 200 ? n200 : n206;
+    PyObject *sent = PyLong_FromLongLong(a->count);
+    if (sent == NULL)
+        return -1;
+    PyObject *m = PyTuple_GET_ITEM(lane, L_METRICS);
+    int r = bump(PyTuple_GET_ITEM(lane, L_RESPONSES), status, 1) < 0 || bump_attr(m, s_bytes_sent, sent) < 0 ||
+            bump_attr(m, s_compiled, one) < 0 || observe(a, seconds) < 0;
+    Py_DECREF(sent);
+    if (r)
+        return -1;
+    if (PyBytes_GET_SIZE(a->method) == 3 &&
+        bump(PyTuple_GET_ITEM(lane, L_RANGES), a->status == 206 ? s_single : s_none, 1) < 0)
+        return -1;
+    PyObject *key_hits = PyObject_GetAttr(PyTuple_GET_ITEM(lane, L_SHARED), s_key_hits); /* swapped when flushed */
+    r = key_hits == NULL || bump(PyTuple_GET_ITEM(lane, L_HITS), a->tier, 1) < 0 || bump(key_hits, a->key, 1) < 0;
+    Py_XDECREF(key_hits);
+    if (r)
+        return -1;
+    if (log_line(a, a->count, seconds) < 0)
+        return -1;
+    PyObject *deadline = PyFloat_FromDouble(monotonic_now() + PyFloat_AsDouble(PyTuple_GET_ITEM(lane, L_IDLE)));
+    if (deadline == NULL)
+        return -1;
+    r = PyObject_SetAttr(a->conn, s_deadline, deadline);
+    Py_DECREF(deadline);
+    if (r < 0 || PyObject_SetAttr(a->conn, s_deadline_kind, s_idle) < 0)
+        return -1;
+    return 0;
+}
+
+/* The socket took part of the answer: conn._take_over continues it in the Python flow. */
+static int take_over(Answer *a, PyObject *args[7], PyObject *head, Py_ssize_t head_sent, long long body_sent) {
+    PyObject *x = PyObject_CallMethod(
+        a->conn, "_take_over", "OOOOOOOiOOLLOOOnL", args[0], args[1], args[2], args[3], args[4], args[5],
+        args[6], a->status, head, a->file, a->first, a->count,
+        PyBytes_GET_SIZE(a->method) == 3 ? (a->status == 206 ? s_single : s_none) : Py_None, a->kid, a->path,
+        head_sent, body_sent);
+    Py_XDECREF(x);
+    return x == NULL ? -1 : 0;
+}
+
+/* Send the head and the body; 0 done, 1 handed over, -1 error. */
+static int send_answer(Answer *a, int sock, int file_fd, const char *head, Py_ssize_t head_len,
+                       PyObject *args[7]) {
+    int flags = MSG_NOSIGNAL | (a->count > 0 && a->count <= MORE_MAX ? MSG_MORE : 0);
+    ssize_t n = send(sock, head, head_len, flags);
+    Py_ssize_t head_sent = n < 0 ? 0 : n;
+    off_t offset = a->first;
+    long long left = a->count;
+    if (head_sent == head_len) {
+        while (left > 0) {
+            n = sendfile(sock, file_fd, &offset, left);
+            if (n > 0)
+                left -= n;
+            else if (!(n < 0 && errno == EINTR))
+                break;
+        }
+        if (left == 0)
+            return record(a) < 0 ? -1 : 0;
+    }
+    PyObject *h = PyBytes_FromStringAndSize(head, head_len);
+    if (h == NULL)
+        return -1;
+    int r = take_over(a, args, h, head_sent, a->count - left);
+    Py_DECREF(h);
+    return r < 0 ? -1 : 1;
+}
+
+/* The clock's time and lines, as response.Clock.now() keeps them (refreshed once a second). */
+static int read_clock(Answer *a, PyObject *clock) {
+    PyObject *t = PyObject_CallMethodNoArgs(clock, s_now);
+    if (t == NULL)
+        return -1;
+    a->now = PyFloat_AsDouble(t);
+    Py_DECREF(t);
+    if (a->now == -1.0 && PyErr_Occurred())
+        return -1;
+    a->date_line = PyObject_GetAttr(clock, s_date_line);
+    a->iso = a->date_line ? PyObject_GetAttr(clock, s_iso) : NULL;
+    return a->iso == NULL ? -1 : 0;
+}
+
+/* ctx.verified's memory for (path, query): the key id when the token is known good now, Py_None
+ * when it must be left to Python (not remembered, expired, bound to a client prefix); NULL on error. */
+static PyObject *known_token(PyObject *memory, PyObject *path, Span query, double now) {
+    PyObject *q = PyUnicode_DecodeLatin1(query.p, query.n, NULL);
+    if (q == NULL)
+        return NULL;
+    PyObject *k = PyTuple_Pack(2, path, q);
+    Py_DECREF(q);
+    if (k == NULL)
+        return NULL;
+    PyObject *hit = PyDict_GetItemWithError(memory, k); /* (Ok, exp, net) */
+    Py_DECREF(k);
+    if (hit == NULL)
+        return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3) {
+        PyErr_SetString(PyExc_TypeError, "lane: a remembered token is (ok, exp, net)");
+        return NULL;
+    }
+    long long exp = PyLong_AsLongLong(PyTuple_GET_ITEM(hit, 1));
+    if (exp == -1 && PyErr_Occurred())
+        return NULL;
+    if (now > (double)exp || PyTuple_GET_ITEM(hit, 2) != Py_None)
+        return Py_NewRef(Py_None);
+    return PyObject_GetAttr(PyTuple_GET_ITEM(hit, 0), s_kid);
+}
+
+/* The file's open descriptor from FdCache (moved to its LRU end), or -1 to decline, -2 on error. */
+static int open_fd(PyObject *lane, Answer *a, long long size) {
+    PyObject *of = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, L_OPEN), a->key);
+    if (of == NULL)
+        return PyErr_Occurred() ? -2 : -1;
+    PyObject *of_path = PyObject_GetAttr(of, s_path), *f_path = PyObject_GetAttr(a->file, s_path);
+    int same = of_path && f_path ? PyObject_RichCompareBool(of_path, f_path, Py_EQ) : -1;
+    Py_XDECREF(of_path);
+    Py_XDECREF(f_path);
+    long long fd = same > 0 ? attr_ll(of, s_fd) : -1;
+    if (same < 0 || (fd == -1 && PyErr_Occurred()))
+        return -2;
+    if (!same)
+        return -1;
+    if (PyUnicode_Check(a->tier) && PyUnicode_Compare(a->tier, s_root) == 0) {
+        struct stat st; /* FdCache.acquire: a plain directory can be edited in place */
+        long long mtime_ns = attr_ll(a->file, s_mtime_ns);
+        if (mtime_ns == -1 && PyErr_Occurred())
+            return -2;
+        if (fstat((int)fd, &st) != 0 || st.st_size != size ||
+            (long long)st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec != mtime_ns)
+            return -1;
+    }
+    PyObject *x = PyObject_CallMethodOneArg(PyTuple_GET_ITEM(lane, L_OPEN), s_move_to_end, a->key);
+    if (x == NULL)
+        return -2;
+    Py_DECREF(x);
+    return (int)fd;
+}
+
+static int write_buffer_empty(PyObject *conn) {
+    PyObject *t = PyObject_GetAttr(conn, s_transport);
+    if (t == NULL)
+        return -1;
+    PyObject *n = PyObject_CallMethodNoArgs(t, s_get_write_buffer_size);
+    Py_DECREF(t);
+    if (n == NULL)
+        return -1;
+    long long v = PyLong_AsLongLong(n);
+    Py_DECREF(n);
+    return v == -1 && PyErr_Occurred() ? -1 : v == 0;
+}
+
+/* Everything up to the send; 1 answer, 0 decline, -1 error. Fills `a` and the head. */
+static int decide(Answer *a, PyObject *url, PyObject *headers, PyObject *version, int keep_alive, int hosts,
+                  Out *head, int *file_fd) {
+    PyObject *lane = a->lane;
+    Span origin = {NULL, 0};
+    int v11 = PyUnicode_Check(version) && PyUnicode_Compare(version, s_v11) == 0;
+    if (!keep_alive || (!v11 && !(PyUnicode_Check(version) && PyUnicode_Compare(version, s_v10) == 0)) ||
+        (v11 && hosts != 1))
+        return 0;
+    int get = PyBytes_GET_SIZE(a->method) == 3 && memcmp(PyBytes_AS_STRING(a->method), "GET", 3) == 0;
+    if (!get && !(PyBytes_GET_SIZE(a->method) == 4 && memcmp(PyBytes_AS_STRING(a->method), "HEAD", 4) == 0))
+        return 0;
+    if (!scan_headers(headers, &a->range, &origin, &a->agent))
+        return 0;
+    const char *u = PyBytes_AS_STRING(url), *q = memchr(u, '?', PyBytes_GET_SIZE(url));
+    if (PyBytes_GET_SIZE(url) == 0 || u[0] != '/')
+        return 0; /* absolute-form and the rest: handler.handle */
+    PyObject *draining = PyObject_GetAttr(PyTuple_GET_ITEM(lane, L_CTX), s_draining);
+    if (draining == NULL)
+        return -1;
+    int drain = PyObject_IsTrue(draining);
+    Py_DECREF(draining);
+    if (drain)
+        return drain < 0 ? -1 : 0;
+    int empty = write_buffer_empty(a->conn);
+    if (empty <= 0)
+        return empty;
+    PyObject *raw_path = q ? PyBytes_FromStringAndSize(u, q - u) : Py_NewRef(url);
+    if (raw_path == NULL)
+        return -1;
+    PyObject *known = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, L_KEYS), raw_path); /* (key, path) */
+    Py_DECREF(raw_path);
+    if (known == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 2) {
+        PyErr_SetString(PyExc_TypeError, "lane: ctx.keys values are (key, path)");
+        return -1;
+    }
+    a->known = Py_NewRef(known); /* the Python calls below may clear ctx.keys */
+    a->key = PyTuple_GET_ITEM(known, 0);
+    a->path = PyTuple_GET_ITEM(known, 1);
+    if (read_clock(a, PyTuple_GET_ITEM(lane, L_CLOCK)) < 0)
+        return -1;
+    PyObject *tokens = PyTuple_GET_ITEM(lane, L_TOKENS);
+    if (tokens == Py_None) {
+        a->kid = Py_NewRef(Py_None);
+    } else {
+        Span query = {q ? q + 1 : "", q ? PyBytes_GET_SIZE(url) - (q + 1 - u) : 0};
+        a->kid = known_token(tokens, a->path, query, a->now);
+        if (a->kid == NULL)
+            return -1;
+        if (a->kid == Py_None)
+            return 0;
+    }
+    a->file = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, L_CACHE), a->key);
+    if (a->file == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(a->file);
+    a->tier = PyObject_GetAttr(a->file, s_tier);
+    long long size = a->tier ? attr_ll(a->file, s_size) : -1;
+    if (size < 0)
+        return PyErr_Occurred() ? -1 : 0;
+    a->status = 200;
+    a->first = 0;
+    a->count = size;
+    if (get && a->range.p != NULL) {
+        long long first, last;
+        if (!one_range(a->range, &first, &last) || (last >= 0 && last < first) || first >= size)
+            return 0; /* other forms, Ignored("syntax"), Unsatisfiable: ranges.plan_range */
+        a->status = 206;
+        a->first = first;
+        a->count = (last < 0 || last >= size ? size - 1 : last) - first + 1;
+    }
+    *file_fd = open_fd(lane, a, size);
+    if (*file_fd < 0)
+        return *file_fd == -1 ? 0 : -1;
+    /* handler._ranged */
+    puts_(head, a->status == 200 ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 206 Partial Content\r\n");
+    if (put_bytes(head, a->date_line) < 0)
+        return -1;
+    puts_(head, "Server: oca\r\nContent-Length: ");
+    put_ll(head, a->count);
+    puts_(head, "\r\n");
+    if (a->status == 206) {
+        puts_(head, "Content-Range: bytes ");
+        put_ll(head, a->first);
+        put(head, "-", 1);
+        put_ll(head, a->first + a->count - 1);
+        put(head, "/", 1);
+        put_ll(head, size);
+        puts_(head, "\r\n");
+    }
+    PyObject *tail = PyObject_GetAttr(a->file, s_head_tail);
+    if (tail == NULL)
+        return -1;
+    int r = put_bytes(head, tail);
+    Py_DECREF(tail);
+    if (r < 0 || put_cors(head, PyTuple_GET_ITEM(lane, L_CORS), origin) < 0)
+        return -1;
+    if (!v11)
+        puts_(head, "Connection: keep-alive\r\n");
+    puts_(head, "\r\n");
+    if (head->n > head->cap)
+        return 0;
+    if (!get || size == 0)
+        a->count = 0; /* HEAD: the head of a 200, no body; an empty file: no body */
+    return 1;
+}
+
+static PyObject *answer(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 9) {
+        PyErr_SetString(PyExc_TypeError,
+                        "answer(lane, conn, method, url, headers, version, keep_alive, hosts, started)");
+        return NULL;
+    }
+    PyObject *lane = args[0], *conn = args[1], *method = args[2], *url = args[3];
+    if (!PyTuple_Check(lane) || PyTuple_GET_SIZE(lane) != L_SIZE || !PyBytes_Check(method) || !PyBytes_Check(url)) {
+        PyErr_SetString(PyExc_TypeError, "answer: a lane of oca.http.compiled.lane, bytes method and url");
+        return NULL;
+    }
+    int keep_alive = PyObject_IsTrue(args[6]);
+    long hosts = PyLong_AsLong(args[7]);
+    double started = PyFloat_AsDouble(args[8]);
+    long long sock = attr_ll(conn, s_fd);
+    if (keep_alive < 0 || PyErr_Occurred())
+        return NULL;
+    Answer a = {.lane = lane, .conn = conn, .method = method, .started = started};
+    char buf[HEAD_CAP];
+    Out head = {buf, 0, HEAD_CAP};
+    int file_fd = -1;
+    int r = decide(&a, url, args[4], args[5], keep_alive, (int)hosts, &head, &file_fd);
+    if (r == 1) {
+        PyObject *req[7] = {method, url, args[4], args[5], args[6], args[7], args[8]};
+        r = send_answer(&a, (int)sock, file_fd, head.p, head.n, req) < 0 ? -1 : 1;
+    }
+    Py_XDECREF(a.kid);
+    Py_XDECREF(a.known);
+    Py_XDECREF(a.file);
+    Py_XDECREF(a.tier);
+    Py_XDECREF(a.date_line);
+    Py_XDECREF(a.iso);
+    if (r < 0)
+        return NULL;
+    return Py_NewRef(r ? Py_True : Py_False);
+}
+
+static PyMethodDef methods[] = {
+    {"answer", (PyCFunction)(void (*)(void))answer, METH_FASTCALL,
+     "answer(lane, conn, method, url, headers, version, keep_alive, hosts, started) -> bool: "
+     "a plain GET/HEAD of an open file, answered in one call (oca/http/_serve.c)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "oca.http._serve",
+                                    "The edge's compiled request path.", -1, methods};
+
+PyMODINIT_FUNC PyInit__serve(void) {
+    struct {
+        PyObject **slot;
+        const char *name;
+    } names[] = {{&s_fd, "fd"}, {&s_client, "client"}, {&s_transport, "transport"},
+                 {&s_get_write_buffer_size, "get_write_buffer_size"}, {&s_draining, "draining"},
+                 {&s_tier, "tier"}, {&s_path, "path"}, {&s_size, "size"}, {&s_mtime_ns, "mtime_ns"},
+                 {&s_head_tail, "head_tail"}, {&s_kid, "kid"}, {&s_move_to_end, "move_to_end"},
+                 {&s__now, "_now"}, {&s__second, "_second"}, {&s_now, "now"}, {&s_date_line, "date_line"},
+                 {&s_iso, "iso"}, {&s_deadline, "deadline"}, {&s_deadline_kind, "deadline_kind"},
+                 {&s_idle, "idle"}, {&s_take_over, "_take_over"}, {&s_bytes_sent, "bytes_sent"},
+                 {&s_duration_sum, "duration_sum"}, {&s_access, "access"}, {&s__lines, "_lines"},
+                 {&s__size, "_size"}, {&s_buffer_bytes, "buffer_bytes"}, {&s_flush, "flush"},
+                 {&s_single, "single"}, {&s_none, "none"}, {&s_root, "root"}, {&s_v11, "1.1"},
+                 {&s_v10, "1.0"}, {&s_key_hits, "key_hits"}, {&s_compiled, "compiled"}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
+            return NULL;
+    if ((one = PyLong_FromLong(1)) == NULL || (n200 = PyLong_FromLong(200)) == NULL || (n206 = PyLong_FromLong(206)) == NULL)
+        return NULL;
+    return PyModule_Create(&module);
+}
