@@ -52,7 +52,7 @@ enum { L_KEYS, L_TOKENS, L_CACHE, L_OPEN, L_CORS, L_CLOCK, L_METRICS, L_RESPONSE
 
 static PyObject *s_fd, *s_client, *s_transport, *s_get_write_buffer_size, *s_draining, *s_tier, *s_path,
     *s_size, *s_mtime_ns, *s_head_tail, *s_kid, *s_move_to_end, *s__now, *s__second, *s_now, *s_date_line,
-    *s_iso, *s_deadline, *s_deadline_kind, *s_idle, *s_take_over, *s_bytes_sent, *s_duration_sum,
+    *s_iso, *s_deadline, *s_deadline_kind, *s_idle, *s_bytes_sent, *s_duration_sum,
     *s_access, *s__lines, *s__size, *s_buffer_bytes, *s_flush, *s_single, *s_none, *s_root, *s_v11,
     *s_v10, *s_key_hits, *s_compiled, *one, *n200, *n206;
 
@@ -424,14 +424,26 @@ static int send_answer(Answer *a, int sock, int file_fd, const char *head, Py_ss
     return r < 0 ? -1 : 1;
 }
 
-/* The clock's time and lines, as response.Clock.now() keeps them (refreshed once a second). */
+/* The clock's time and lines, as response.Clock.now() keeps them: its injected time source is read
+ * here, and Clock.now() called only when the second changed (it rebuilds the lines). */
 static int read_clock(Answer *a, PyObject *clock) {
-    PyObject *t = PyObject_CallMethodNoArgs(clock, s_now);
+    PyObject *source = PyObject_GetAttr(clock, s__now), *t = source ? PyObject_CallNoArgs(source) : NULL;
+    Py_XDECREF(source);
     if (t == NULL)
         return -1;
     a->now = PyFloat_AsDouble(t);
     Py_DECREF(t);
-    if (a->now == -1.0 && PyErr_Occurred())
+    long long second = attr_ll(clock, s__second);
+    if (PyErr_Occurred())
+        return -1;
+    if ((long long)a->now != second) {
+        t = PyObject_CallMethodNoArgs(clock, s_now);
+        if (t == NULL)
+            return -1;
+        a->now = PyFloat_AsDouble(t);
+        Py_DECREF(t);
+    }
+    if (PyErr_Occurred())
         return -1;
     a->date_line = PyObject_GetAttr(clock, s_date_line);
     a->iso = a->date_line ? PyObject_GetAttr(clock, s_iso) : NULL;
@@ -673,7 +685,7 @@ PyMODINIT_FUNC PyInit__serve(void) {
                  {&s_head_tail, "head_tail"}, {&s_kid, "kid"}, {&s_move_to_end, "move_to_end"},
                  {&s__now, "_now"}, {&s__second, "_second"}, {&s_now, "now"}, {&s_date_line, "date_line"},
                  {&s_iso, "iso"}, {&s_deadline, "deadline"}, {&s_deadline_kind, "deadline_kind"},
-                 {&s_idle, "idle"}, {&s_take_over, "_take_over"}, {&s_bytes_sent, "bytes_sent"},
+                 {&s_idle, "idle"}, {&s_bytes_sent, "bytes_sent"},
                  {&s_duration_sum, "duration_sum"}, {&s_access, "access"}, {&s__lines, "_lines"},
                  {&s__size, "_size"}, {&s_buffer_bytes, "buffer_bytes"}, {&s_flush, "flush"},
                  {&s_single, "single"}, {&s_none, "none"}, {&s_root, "root"}, {&s_v11, "1.1"},

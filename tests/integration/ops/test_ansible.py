@@ -68,8 +68,9 @@ def test_package_installed_into_the_venv(local_apply: LocalApply) -> None:
         for script in ("oca", "oca-fill", "oca-steering", "oca-control"):
             assert (venv / "bin" / script).is_file(), (host, script)
         assert list(venv.glob("lib/python3*/site-packages/oca_stack-*.dist-info"))
-        for module in ("_groupscan", "_answer"):     # steering's compiled scan and cached answer
-            assert list(venv.glob(f"lib/python3*/site-packages/steering/{module}*.so")), (host, module)
+        # steering's compiled scan and cached answer, the edge's compiled request path
+        for module in ("steering/_groupscan", "steering/_answer", "oca/http/_serve"):
+            assert list(venv.glob(f"lib/python3*/site-packages/{module}*.so")), (host, module)
 
 
 def test_appliance_config_parses_with_the_daemons_own_parsers(local_apply: LocalApply) -> None:
