@@ -6,8 +6,8 @@
  * CPU on a 1 KiB range request over TCP, nginx ~14 µs; the Python path of oca.http.handler and
  * oca.http.protocol added ~17 µs more (decision ~4.5, access-log line and metrics ~2, queueing and
  * send bookkeeping ~3, plus the interpreter's own overhead on each), so small ranges ran at half
- * nginx's rate (docs/edge.md, "Measured"). Here the decision, the head, the send, the metrics and
- * the log line are one call made from the parser's headers-complete callback.
+ * nginx's rate (docs/edge.md, "Measured"). Here reading the head, the decision, the head, the send,
+ * the metrics and the log line run in C, from the parser's callbacks.
  *
  * The rule, as in steering/_answer.c: answer only what is certain and decline everything else,
  * before sending or counting anything, so the Python path (oca.http.handler.handle) answers it —
@@ -30,12 +30,16 @@
  * If the socket does not take everything at once (EAGAIN, an error, a short file), the response is
  * handed to the Python flow as it stands: conn._take_over(...), which finishes or fails it there.
  *
- * answer(lane, conn, method, url, headers, version, keep_alive, hosts, started) -> bool
- *   lane: the tuple oca.http.compiled.lane builds (indices L_* below); conn: the EdgeProtocol.
- *   True: answered (or handed over); False: declined, nothing sent or counted.
+ *
+ * Head(conn, shared, LimitExceeded, Request): oca.http.head.Head in C, httptools' callbacks for one
+ * connection (conn: the EdgeProtocol; shared: its Shared). It bounds and collects the head as the
+ * reference does, and on headers-complete answers as above when nothing is in flight or queued on
+ * the connection and conn.lane() (the tuple oca.http.compiled.lane builds, indices L_* below)
+ * exists; otherwise, or when the answer is declined, it queues a Request as conn.request_ready does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/sendfile.h>
@@ -48,13 +52,15 @@
 #define LINE_CAP 2048
 
 enum { L_KEYS, L_TOKENS, L_CACHE, L_OPEN, L_CORS, L_CLOCK, L_METRICS, L_RESPONSES, L_RANGES, L_HITS,
-       L_BUCKETS, L_BOUNDS, L_SHARED, L_CTX, L_IDLE, L_SIZE };
+       L_BUCKETS, L_BOUNDS, L_SHARED, L_CTX, L_IDLE, L_LIMITS, L_SIZE };
 
 static PyObject *s_fd, *s_client, *s_transport, *s_get_write_buffer_size, *s_draining, *s_tier, *s_path,
     *s_size, *s_mtime_ns, *s_head_tail, *s_kid, *s_move_to_end, *s__now, *s__second, *s_now, *s_date_line,
     *s_iso, *s_deadline, *s_deadline_kind, *s_idle, *s_bytes_sent, *s_duration_sum,
     *s_access, *s__lines, *s__size, *s_buffer_bytes, *s_flush, *s_single, *s_none, *s_root, *s_v11,
-    *s_v10, *s_key_hits, *s_compiled, *one, *n200, *n206;
+    *s_v10, *s_key_hits, *s_compiled, *s_current, *s_header, *s_queue, *s_broken, *s_closed,
+    *s_reading_paused, *s_parser, *s_get_method, *s_get_http_version, *s_should_keep_alive, *s_lane, *s_ctx,
+    *s_request_ready, *one, *n200, *n206, *empty_bytes;
 
 typedef struct {
     const char *p;
@@ -242,7 +248,9 @@ static int bump_attr(PyObject *obj, PyObject *name, PyObject *n) {
 }
 
 typedef struct {
-    PyObject *lane, *conn, *method, *known, *key, *path, *file, *kid, *tier, *date_line, *iso;
+    PyObject *lane, *conn, *method, *url, *headers, *version; /* the request (borrowed) */
+    int keep_alive, hosts;
+    PyObject *known, *key, *path, *file, *kid, *tier, *date_line, *iso;
     Span range, agent;
     int status;
     long long first, count;
@@ -387,10 +395,10 @@ static int record(Answer *a) {
 }
 
 /* The socket took part of the answer: conn._take_over continues it in the Python flow. */
-static int take_over(Answer *a, PyObject *args[7], PyObject *head, Py_ssize_t head_sent, long long body_sent) {
+static int take_over(Answer *a, PyObject *head, Py_ssize_t head_sent, long long body_sent) {
     PyObject *x = PyObject_CallMethod(
-        a->conn, "_take_over", "OOOOOOOiOOLLOOOnL", args[0], args[1], args[2], args[3], args[4], args[5],
-        args[6], a->status, head, a->file, a->first, a->count,
+        a->conn, "_take_over", "OOOONidiOOLLOOOnL", a->method, a->url, a->headers, a->version,
+        PyBool_FromLong(a->keep_alive), a->hosts, a->started, a->status, head, a->file, a->first, a->count,
         PyBytes_GET_SIZE(a->method) == 3 ? (a->status == 206 ? s_single : s_none) : Py_None, a->kid, a->path,
         head_sent, body_sent);
     Py_XDECREF(x);
@@ -398,8 +406,7 @@ static int take_over(Answer *a, PyObject *args[7], PyObject *head, Py_ssize_t he
 }
 
 /* Send the head and the body; 0 done, 1 handed over, -1 error. */
-static int send_answer(Answer *a, int sock, int file_fd, const char *head, Py_ssize_t head_len,
-                       PyObject *args[7]) {
+static int send_answer(Answer *a, int sock, int file_fd, const char *head, Py_ssize_t head_len) {
     int flags = MSG_NOSIGNAL | (a->count > 0 && a->count <= MORE_MAX ? MSG_MORE : 0);
     ssize_t n = send(sock, head, head_len, flags);
     Py_ssize_t head_sent = n < 0 ? 0 : n;
@@ -419,7 +426,7 @@ static int send_answer(Answer *a, int sock, int file_fd, const char *head, Py_ss
     PyObject *h = PyBytes_FromStringAndSize(head, head_len);
     if (h == NULL)
         return -1;
-    int r = take_over(a, args, h, head_sent, a->count - left);
+    int r = take_over(a, h, head_sent, a->count - left);
     Py_DECREF(h);
     return r < 0 ? -1 : 1;
 }
@@ -520,9 +527,9 @@ static int write_buffer_empty(PyObject *conn) {
 }
 
 /* Everything up to the send; 1 answer, 0 decline, -1 error. Fills `a` and the head. */
-static int decide(Answer *a, PyObject *url, PyObject *headers, PyObject *version, int keep_alive, int hosts,
-                  Out *head, int *file_fd) {
-    PyObject *lane = a->lane;
+static int decide(Answer *a, Out *head, int *file_fd) {
+    PyObject *lane = a->lane, *url = a->url, *headers = a->headers, *version = a->version;
+    int keep_alive = a->keep_alive, hosts = a->hosts;
     Span origin = {NULL, 0};
     int v11 = PyUnicode_Check(version) && PyUnicode_Compare(version, s_v11) == 0;
     if (!keep_alive || (!v11 && !(PyUnicode_Check(version) && PyUnicode_Compare(version, s_v10) == 0)) ||
@@ -628,52 +635,326 @@ static int decide(Answer *a, PyObject *url, PyObject *headers, PyObject *version
     return 1;
 }
 
-static PyObject *answer(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 9) {
-        PyErr_SetString(PyExc_TypeError,
-                        "answer(lane, conn, method, url, headers, version, keep_alive, hosts, started)");
-        return NULL;
-    }
-    PyObject *lane = args[0], *conn = args[1], *method = args[2], *url = args[3];
-    if (!PyTuple_Check(lane) || PyTuple_GET_SIZE(lane) != L_SIZE || !PyBytes_Check(method) || !PyBytes_Check(url)) {
+/* The whole compiled answer to one request: 1 answered (or handed over), 0 declined, -1 error. */
+static int answer_request(Answer *a) {
+    if (!PyTuple_Check(a->lane) || PyTuple_GET_SIZE(a->lane) != L_SIZE || !PyBytes_Check(a->method) ||
+        !PyBytes_Check(a->url)) {
         PyErr_SetString(PyExc_TypeError, "answer: a lane of oca.http.compiled.lane, bytes method and url");
-        return NULL;
+        return -1;
     }
-    int keep_alive = PyObject_IsTrue(args[6]);
-    long hosts = PyLong_AsLong(args[7]);
-    double started = PyFloat_AsDouble(args[8]);
-    long long sock = attr_ll(conn, s_fd);
-    if (keep_alive < 0 || PyErr_Occurred())
-        return NULL;
-    Answer a = {.lane = lane, .conn = conn, .method = method, .started = started};
+    long long sock = attr_ll(a->conn, s_fd);
+    if (sock == -1 && PyErr_Occurred())
+        return -1;
     char buf[HEAD_CAP];
     Out head = {buf, 0, HEAD_CAP};
     int file_fd = -1;
-    int r = decide(&a, url, args[4], args[5], keep_alive, (int)hosts, &head, &file_fd);
-    if (r == 1) {
-        PyObject *req[7] = {method, url, args[4], args[5], args[6], args[7], args[8]};
-        r = send_answer(&a, (int)sock, file_fd, head.p, head.n, req) < 0 ? -1 : 1;
-    }
-    Py_XDECREF(a.kid);
-    Py_XDECREF(a.known);
-    Py_XDECREF(a.file);
-    Py_XDECREF(a.tier);
-    Py_XDECREF(a.date_line);
-    Py_XDECREF(a.iso);
-    if (r < 0)
-        return NULL;
-    return Py_NewRef(r ? Py_True : Py_False);
+    int r = decide(a, &head, &file_fd);
+    if (r == 1)
+        r = send_answer(a, (int)sock, file_fd, head.p, head.n) < 0 ? -1 : 1;
+    Py_XDECREF(a->kid);
+    Py_XDECREF(a->known);
+    Py_XDECREF(a->file);
+    Py_XDECREF(a->tier);
+    Py_XDECREF(a->date_line);
+    Py_XDECREF(a->iso);
+    return r;
 }
 
-static PyMethodDef methods[] = {
-    {"answer", (PyCFunction)(void (*)(void))answer, METH_FASTCALL,
-     "answer(lane, conn, method, url, headers, version, keep_alive, hosts, started) -> bool: "
-     "a plain GET/HEAD of an open file, answered in one call (oca/http/_serve.c)"},
+/* ---- Head: httptools' callbacks for one connection, oca.http.head.Head compiled ---------------- */
+
+typedef struct {
+    PyObject_HEAD PyObject *conn, *shared, *limit_exceeded, *request_type;
+    PyObject *url, *headers; /* the head being read; NULL between heads */
+    Py_ssize_t hbytes, hcount, hosts, partial;
+    Py_ssize_t max_request_line, max_header_bytes, max_headers; /* the lane's, at the head's start */
+    char in_head;
+    double head_started;
+} Head;
+
+static int head_traverse(Head *h, visitproc visit, void *arg) {
+    Py_VISIT(h->conn);
+    Py_VISIT(h->shared);
+    Py_VISIT(h->limit_exceeded);
+    Py_VISIT(h->request_type);
+    Py_VISIT(h->url);
+    Py_VISIT(h->headers);
+    return 0;
+}
+
+static int head_clear(Head *h) {
+    Py_CLEAR(h->conn);
+    Py_CLEAR(h->shared);
+    Py_CLEAR(h->limit_exceeded);
+    Py_CLEAR(h->request_type);
+    Py_CLEAR(h->url);
+    Py_CLEAR(h->headers);
+    return 0;
+}
+
+static void head_dealloc(Head *h) {
+    PyObject_GC_UnTrack(h);
+    head_clear(h);
+    Py_TYPE(h)->tp_free((PyObject *)h);
+}
+
+static int head_init(Head *h, PyObject *args, PyObject *kw) {
+    PyObject *conn, *shared, *limit_exceeded, *request_type;
+    if (!PyArg_ParseTuple(args, "OOOO:Head", &conn, &shared, &limit_exceeded, &request_type))
+        return -1;
+    Py_XSETREF(h->conn, Py_NewRef(conn));
+    Py_XSETREF(h->shared, Py_NewRef(shared));
+    Py_XSETREF(h->limit_exceeded, Py_NewRef(limit_exceeded));
+    Py_XSETREF(h->request_type, Py_NewRef(request_type));
+    return 0;
+}
+
+/* conn.lane(): shared.ctx.lane, built by the protocol when the configuration is new. */
+static PyObject *lane_of(Head *h) {
+    PyObject *ctx = PyObject_GetAttr(h->shared, s_ctx);
+    PyObject *lane = ctx ? PyObject_GetAttr(ctx, s_lane) : NULL;
+    Py_XDECREF(ctx);
+    if (lane == Py_None) {
+        Py_DECREF(lane);
+        lane = PyObject_CallMethodNoArgs(h->conn, s_lane);
+    }
+    if (lane != NULL && (!PyTuple_Check(lane) || PyTuple_GET_SIZE(lane) != L_SIZE)) {
+        Py_DECREF(lane);
+        PyErr_SetString(PyExc_TypeError, "Head: the connection has no compiled lane");
+        return NULL;
+    }
+    return lane;
+}
+
+static PyObject *limit(Head *h, int status, const char *note) {
+    PyObject *e = PyObject_CallFunction(h->limit_exceeded, "is", status, note);
+    if (e != NULL) {
+        PyErr_SetObject(h->limit_exceeded, e);
+        Py_DECREF(e);
+    }
+    return NULL;
+}
+
+static PyObject *head_on_message_begin(Head *h, PyObject *unused) {
+    PyObject *lane = lane_of(h);
+    if (lane == NULL)
+        return NULL;
+    PyObject *limits = PyTuple_GET_ITEM(lane, L_LIMITS); /* (request line, header bytes, headers, timeout) */
+    if (!PyTuple_Check(limits) || PyTuple_GET_SIZE(limits) != 4) {
+        Py_DECREF(lane);
+        PyErr_SetString(PyExc_TypeError, "lane: limits are (max_request_line, max_header_bytes, max_headers, "
+                                         "header_timeout)");
+        return NULL;
+    }
+    h->max_request_line = PyLong_AsSsize_t(PyTuple_GET_ITEM(limits, 0));
+    h->max_header_bytes = PyLong_AsSsize_t(PyTuple_GET_ITEM(limits, 1));
+    h->max_headers = PyLong_AsSsize_t(PyTuple_GET_ITEM(limits, 2));
+    double timeout = PyFloat_AsDouble(PyTuple_GET_ITEM(limits, 3));
+    Py_DECREF(lane);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_XSETREF(h->url, Py_NewRef(empty_bytes));
+    Py_XSETREF(h->headers, PyDict_New());
+    if (h->headers == NULL)
+        return NULL;
+    h->hbytes = h->hcount = h->hosts = h->partial = 0;
+    h->in_head = 1;
+    h->head_started = monotonic_now();
+    PyObject *current = PyObject_GetAttr(h->conn, s_current);
+    if (current == NULL)
+        return NULL;
+    int idle = current == Py_None;
+    Py_DECREF(current);
+    if (idle) {
+        PyObject *deadline = PyFloat_FromDouble(h->head_started + timeout);
+        int r = deadline == NULL || PyObject_SetAttr(h->conn, s_deadline, deadline) < 0 ||
+                PyObject_SetAttr(h->conn, s_deadline_kind, s_header) < 0;
+        Py_XDECREF(deadline);
+        if (r)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyObject *head_on_url(Head *h, PyObject *url) {
+    if (h->url == NULL || !PyBytes_Check(url)) {
+        PyErr_SetString(PyExc_RuntimeError, "Head.on_url outside a head");
+        return NULL;
+    }
+    if (PyBytes_GET_SIZE(h->url) == 0)
+        Py_SETREF(h->url, Py_NewRef(url));
+    else {
+        PyBytes_Concat(&h->url, url);
+        if (h->url == NULL)
+            return NULL;
+    }
+    if (PyBytes_GET_SIZE(h->url) > h->max_request_line)
+        return limit(h, 414, "request_target_too_long"); /* RFC 9112 §3 */
+    Py_RETURN_NONE;
+}
+
+static PyObject *head_on_header(Head *h, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[1]) || h->headers == NULL) {
+        PyErr_SetString(PyExc_TypeError, "Head.on_header(name, value) inside a head");
+        return NULL;
+    }
+    PyObject *name = args[0], *value = args[1];
+    Py_ssize_t n = PyBytes_GET_SIZE(name);
+    h->hcount++;
+    h->hbytes += n + PyBytes_GET_SIZE(value) + 4;
+    if (h->hcount > h->max_headers || h->hbytes > h->max_header_bytes)
+        return limit(h, 431, "header_fields_too_large"); /* RFC 6585 §5 */
+    const char *p = PyBytes_AS_STRING(name);
+    Py_ssize_t upper = 0;
+    while (upper < n && !(p[upper] >= 'A' && p[upper] <= 'Z'))
+        upper++;
+    PyObject *lower; /* bytes.lower(): ASCII letters only */
+    if (upper == n)
+        lower = Py_NewRef(name);
+    else {
+        lower = PyBytes_FromStringAndSize(p, n);
+        if (lower == NULL)
+            return NULL;
+        char *q = PyBytes_AS_STRING(lower);
+        for (Py_ssize_t i = upper; i < n; i++)
+            if (q[i] >= 'A' && q[i] <= 'Z')
+                q[i] += 'a' - 'A';
+    }
+    if (n == 4 && memcmp(PyBytes_AS_STRING(lower), "host", 4) == 0)
+        h->hosts++;
+    PyObject *old = PyDict_GetItemWithError(h->headers, lower), *joined = NULL;
+    int r = -1;
+    if (old == NULL && PyErr_Occurred())
+        goto done;
+    if (old == NULL)
+        joined = Py_NewRef(value);
+    else { /* RFC 9110 §5.3: repeated fields are one comma-separated list */
+        Py_ssize_t a = PyBytes_GET_SIZE(old), b = PyBytes_GET_SIZE(value);
+        joined = PyBytes_FromStringAndSize(NULL, a + 2 + b);
+        if (joined == NULL)
+            goto done;
+        memcpy(PyBytes_AS_STRING(joined), PyBytes_AS_STRING(old), a);
+        memcpy(PyBytes_AS_STRING(joined) + a, ", ", 2);
+        memcpy(PyBytes_AS_STRING(joined) + a + 2, PyBytes_AS_STRING(value), b);
+    }
+    r = PyDict_SetItem(h->headers, lower, joined);
+done:
+    Py_DECREF(lower);
+    Py_XDECREF(joined);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static int attr_true(PyObject *obj, PyObject *name) {
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_IsTrue(v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* EdgeProtocol.request_ready, compiled: answer here when the connection is idle, else queue. */
+static int request_ready(Head *h, Answer *a) {
+    PyObject *lane = lane_of(h);
+    if (lane == NULL)
+        return -1;
+    a->lane = lane;
+    int r = 0, idle = 1;
+    PyObject *current = PyObject_GetAttr(h->conn, s_current), *queue = PyObject_GetAttr(h->conn, s_queue);
+    if (current == NULL || queue == NULL || !PyList_Check(queue))
+        r = -1;
+    else if (current != Py_None || PyList_GET_SIZE(queue) > 0)
+        idle = 0;
+    else {
+        PyObject *const flags[] = {s_broken, s_closed, s_reading_paused};
+        for (int i = 0; i < 3 && idle && r == 0; i++) {
+            int v = attr_true(h->conn, flags[i]);
+            if (v < 0)
+                r = -1;
+            else if (v)
+                idle = 0;
+        }
+    }
+    if (r == 0 && idle)
+        r = answer_request(a);
+    if (r == 0) { /* declined: a Request for the Python path, in arrival order */
+        PyObject *client = PyObject_GetAttr(h->conn, s_client);
+        PyObject *req = client == NULL ? NULL : PyObject_CallFunction(
+            h->request_type, "OOOONOdn", a->method, a->url, a->headers, a->version,
+            PyBool_FromLong(a->keep_alive), client, a->started, (Py_ssize_t)a->hosts);
+        r = req == NULL || PyList_Append(queue, req) < 0 ? -1 : 0;
+        Py_XDECREF(req);
+        Py_XDECREF(client);
+    }
+    Py_XDECREF(current);
+    Py_XDECREF(queue);
+    Py_DECREF(lane);
+    return r;
+}
+
+static PyObject *head_on_headers_complete(Head *h, PyObject *unused) {
+    if (h->url == NULL || h->headers == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Head.on_headers_complete outside a head");
+        return NULL;
+    }
+    h->in_head = 0;
+    h->partial = 0;
+    PyObject *url = h->url, *headers = h->headers; /* the Request owns them; an idle connection keeps nothing */
+    h->url = h->headers = NULL;
+    PyObject *parser = PyObject_GetAttr(h->conn, s_parser), *method = NULL, *version = NULL, *keep = NULL;
+    int r = -1;
+    if (parser != NULL && (method = PyObject_CallMethodNoArgs(parser, s_get_method)) != NULL &&
+        (version = PyObject_CallMethodNoArgs(parser, s_get_http_version)) != NULL &&
+        (keep = PyObject_CallMethodNoArgs(parser, s_should_keep_alive)) != NULL) {
+        Answer a = {.conn = h->conn, .method = method, .url = url, .headers = headers, .version = version,
+                    .keep_alive = PyObject_IsTrue(keep), .hosts = (int)h->hosts, .started = monotonic_now()};
+        r = a.keep_alive < 0 ? -1 : request_ready(h, &a);
+    }
+    Py_XDECREF(parser);
+    Py_XDECREF(method);
+    Py_XDECREF(version);
+    Py_XDECREF(keep);
+    Py_DECREF(url);
+    Py_DECREF(headers);
+    if (r < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef head_methods[] = {
+    {"on_message_begin", (PyCFunction)head_on_message_begin, METH_NOARGS, NULL},
+    {"on_url", (PyCFunction)head_on_url, METH_O, NULL},
+    {"on_header", (PyCFunction)(void (*)(void))head_on_header, METH_FASTCALL, NULL},
+    {"on_headers_complete", (PyCFunction)head_on_headers_complete, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
 
+static PyMemberDef head_members[] = {
+    {"in_head", T_BOOL, offsetof(Head, in_head), 0, "bytes of a head arrived, its end not yet"},
+    {"partial", T_PYSSIZET, offsetof(Head, partial), 0, "bytes of the unfinished head (the protocol counts)"},
+    {"head_started", T_DOUBLE, offsetof(Head, head_started), 0, "monotonic time of the head's first byte"},
+    {"hosts", T_PYSSIZET, offsetof(Head, hosts), READONLY, "Host fields in this head"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject HeadType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "oca.http._serve.Head",
+    .tp_doc = "Head(conn, shared, LimitExceeded, Request): httptools' callbacks for one connection "
+              "(oca.http.head.Head, compiled; oca/http/_serve.c)",
+    .tp_basicsize = sizeof(Head),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)head_init,
+    .tp_dealloc = (destructor)head_dealloc,
+    .tp_traverse = (traverseproc)head_traverse,
+    .tp_clear = (inquiry)head_clear,
+    .tp_methods = head_methods,
+    .tp_members = head_members,
+};
+
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "oca.http._serve",
-                                    "The edge's compiled request path.", -1, methods};
+                                    "The edge's compiled request path.", -1, NULL};
 
 PyMODINIT_FUNC PyInit__serve(void) {
     struct {
@@ -689,11 +970,23 @@ PyMODINIT_FUNC PyInit__serve(void) {
                  {&s_duration_sum, "duration_sum"}, {&s_access, "access"}, {&s__lines, "_lines"},
                  {&s__size, "_size"}, {&s_buffer_bytes, "buffer_bytes"}, {&s_flush, "flush"},
                  {&s_single, "single"}, {&s_none, "none"}, {&s_root, "root"}, {&s_v11, "1.1"},
-                 {&s_v10, "1.0"}, {&s_key_hits, "key_hits"}, {&s_compiled, "compiled"}};
+                 {&s_v10, "1.0"}, {&s_key_hits, "key_hits"}, {&s_compiled, "compiled"},
+                 {&s_current, "current"}, {&s_header, "header"}, {&s_queue, "queue"}, {&s_broken, "broken"},
+                 {&s_closed, "closed"}, {&s_reading_paused, "reading_paused"}, {&s_parser, "parser"},
+                 {&s_get_method, "get_method"}, {&s_get_http_version, "get_http_version"},
+                 {&s_should_keep_alive, "should_keep_alive"}, {&s_lane, "lane"}, {&s_ctx, "ctx"},
+                 {&s_request_ready, "request_ready"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return NULL;
-    if ((one = PyLong_FromLong(1)) == NULL || (n200 = PyLong_FromLong(200)) == NULL || (n206 = PyLong_FromLong(206)) == NULL)
+    if ((empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL || (one = PyLong_FromLong(1)) == NULL || (n200 = PyLong_FromLong(200)) == NULL || (n206 = PyLong_FromLong(206)) == NULL)
         return NULL;
-    return PyModule_Create(&module);
+    if (PyType_Ready(&HeadType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL || PyModule_AddObjectRef(m, "Head", (PyObject *)&HeadType) < 0) {
+        Py_XDECREF(m);
+        return NULL;
+    }
+    return m;
 }

@@ -30,9 +30,9 @@ import httptools
 from oca.accesslog import AccessLog
 from oca.files import FdCache, FileChanged, OpenFile, ServedFile
 from oca.http import compiled
-from oca.http.compiled import answer
 from oca.http.flow import BodyFlow
 from oca.http.handler import Context, Reply, Request, handle
+from oca.http.head import Head, LimitExceeded
 from oca.http.response import Clock, log_field, simple
 from oca.metrics import WorkerMetrics
 
@@ -61,12 +61,6 @@ class Shared:
         return self.ctx.clock
 
 
-class LimitExceeded(Exception):
-    def __init__(self, status: int, note: str) -> None:
-        super().__init__(note)
-        self.status, self.note = status, note
-
-
 class _Fatal:
     """A queued "answer this error and close" (parse error, oversized head), kept in order."""
 
@@ -80,8 +74,7 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
     __slots__ = ("s", "transport", "fd", "wfd", "client", "parser", "queue", "closed", "broken",
                  "reading_paused", "awaiting_drain", "writer_on", "wsock", "current", "cur_req", "cur_file",
                  "seg_i", "seg_done",
-                 "sent", "deadline", "deadline_kind", "in_head", "head_started", "partial", "_url",
-                 "_headers", "_hbytes", "_hcount", "_hosts")
+                 "sent", "deadline", "deadline_kind", "head")
 
     def __init__(self, shared: Shared) -> None:
         self.s = shared
@@ -89,14 +82,14 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
         self.fd = self.wfd = -1
         self.client = "-"
         self.queue: list = []  # pipelined requests; a list: an idle connection costs 56 bytes, not 600
-        self.closed = self.broken = self.reading_paused = self.awaiting_drain = self.in_head = False
+        self.closed = self.broken = self.reading_paused = self.awaiting_drain = False
         self.writer_on = False
         self.wsock: socket.socket | None = None
         self.current: Reply | None = None
         self.cur_req: Request | None = None
         self.cur_file: OpenFile | None = None
-        self.seg_i = self.seg_done = self.sent = self.partial = 0
-        self.deadline = self.head_started = 0.0
+        self.seg_i = self.seg_done = self.sent = 0
+        self.deadline = 0.0
         self.deadline_kind = "idle"
 
     # -- connection lifecycle ---------------------------------------------------------------------
@@ -118,7 +111,9 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else "-"
         transport.set_write_buffer_limits(high=0, low=0)  # type: ignore[attr-defined]
-        self.parser = httptools.HttpRequestParser(self)
+        self.head = compiled.Head(self, s, LimitExceeded, Request) if compiled.Head is not None and s.compiled \
+            else Head(self)
+        self.parser = httptools.HttpRequestParser(self.head)
         s.connections.add(self)
         s.metrics.active += 1
         # A new connection gets the (shorter) header timeout to send its first byte: a client that
@@ -182,11 +177,12 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
         except httptools.HttpParserError as e:
             self._fail(400, f"parse_error:{str(e).replace(' ', '_')[:60]}")
         else:
-            if self.in_head:  # bytes of a head still incomplete: httptools buffers them unbounded
+            head = self.head
+            if head.in_head:  # bytes of a head still incomplete: httptools buffers them unbounded
                 end = data.rfind(b"\r\n\r\n")
-                self.partial = len(data) - end - 4 if end >= 0 else self.partial + len(data)
+                head.partial = len(data) - end - 4 if end >= 0 else head.partial + len(data)
                 lim = self.s.ctx.limits
-                if self.partial > lim.max_request_line + lim.max_header_bytes + 1024:
+                if head.partial > lim.max_request_line + lim.max_header_bytes + 1024:
                     self._fail(431, "head_too_large")
         if self.current is None and self.queue:
             self._run_queue()
@@ -195,60 +191,23 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
             self.reading_paused = True
             self.transport.pause_reading()
 
-    def on_message_begin(self) -> None:
-        self._url = b""
-        self._headers: dict[bytes, bytes] = {}
-        self._hbytes = self._hcount = self._hosts = 0
-        self.in_head = True
-        self.partial = 0
-        self.head_started = monotonic()
-        if self.current is None:
-            self.deadline = self.head_started + self.s.ctx.limits.header_timeout
-            self.deadline_kind = "header"
+    def request_ready(self, method: bytes, url: bytes, headers: dict[bytes, bytes], version: str,
+                      keep_alive: bool, started: float, hosts: int) -> None:
+        """A complete request head from `head.Head`: queued for `_run_queue`. (The compiled Head first
+        tries to answer it at once, when nothing is in flight or queued, and queues it otherwise.)"""
+        self.queue.append(Request(method, url, headers, version, keep_alive, self.client, started, hosts))
 
-    def on_url(self, url: bytes) -> None:
-        self._url += url
-        if len(self._url) > self.s.ctx.limits.max_request_line:
-            raise LimitExceeded(414, "request_target_too_long")  # RFC 9112 §3
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._hcount += 1
-        self._hbytes += len(name) + len(value) + 4
-        lim = self.s.ctx.limits
-        if self._hcount > lim.max_headers or self._hbytes > lim.max_header_bytes:
-            raise LimitExceeded(431, "header_fields_too_large")  # RFC 6585 §5
-        name = name.lower()
-        if name == b"host":
-            self._hosts += 1
-        old = self._headers.get(name)
-        self._headers[name] = value if old is None else old + b", " + value
-
-    def on_headers_complete(self) -> None:
-        self.in_head = False
-        self.partial = 0
-        p = self.parser
-        method, version, keep_alive, started = p.get_method(), p.get_http_version(), p.should_keep_alive(), \
-            monotonic()
+    def lane(self) -> tuple | None:
+        """The compiled path's lane for this worker's configuration (built once per configuration)."""
         s = self.s
         lane = s.ctx.lane
         if lane is None and s.compiled:
             lane = s.ctx.lane = compiled.lane(s)
-        # The compiled path answers here, in the parser's callback, only when nothing is in flight or
-        # queued: the answers then still go out in the order the requests came.
-        if lane is None or self.current is not None or self.queue or self.broken or self.closed \
-                or self.reading_paused or not answer(lane, self, method, self._url, self._headers, version,
-                                                     keep_alive, self._hosts, started):
-            self.queue.append(Request(method, self._url, self._headers, version, keep_alive, self.client,
-                                      started, self._hosts))
-        self._headers = self._url = None  # the Request owns them; an idle connection keeps nothing
-
-    def on_body(self, body: bytes) -> None:
-        # GET and HEAD bodies have no meaning here (RFC 9110 §9.3.1); the parser skips them.
-        pass
+        return lane
 
     def _fail(self, status: int, note: str) -> None:
         self.broken = True
-        self.in_head = False
+        self.head.in_head = False
         self.queue.append(_Fatal(status, note))
         if not self.reading_paused and not self.closed:
             self.reading_paused = True
@@ -273,8 +232,8 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
                 self.transport.resume_reading()
 
     def _go_idle(self) -> None:
-        if self.in_head:
-            self.deadline = self.head_started + self.s.ctx.limits.header_timeout
+        if self.head.in_head:
+            self.deadline = self.head.head_started + self.s.ctx.limits.header_timeout
             self.deadline_kind = "header"
         else:
             self.deadline = monotonic() + self.s.ctx.limits.idle_timeout

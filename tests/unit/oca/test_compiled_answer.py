@@ -28,7 +28,7 @@ from oca.http.response import Clock
 from oca.metrics import WorkerMetrics
 from oca.tokens import Key, KeyRing, sign_query
 
-pytestmark = pytest.mark.skipif(compiled.answer is None, reason="oca/http/_serve.c is not built: run `make test`")
+pytestmark = pytest.mark.skipif(compiled.Head is None, reason="oca/http/_serve.c is not built: run `make test`")
 
 NOW = 1_800_000_000.0
 SECRET = "s" * 40
@@ -76,11 +76,13 @@ class _TieredRoot(RootSource):
 
 class Worker:
     def __init__(self, root: Path, log: Path, *, compiled_path: bool, tokens: bool, cors: list[str],
-                 tier: str) -> None:
+                 tier: str, limits: dict | None = None) -> None:
         keys_file = str(root / "t1" / "a.mp4")  # read_edge_config checks it exists; the ring is given below
         sections: dict = {"tokens": {"mode": "require", "keys_file": keys_file} if tokens else {"mode": "open"}}
         if cors:
             sections["cors"] = {"allowed_origins": cors}
+        if limits:
+            sections["limits"] = limits
         config = read_edge_config(Section(sections, "test"))
         ring = KeyRing([Key("k1", SECRET.encode())]) if tokens else None
         source = RootSource(root) if tier == "root" else _TieredRoot(root)
@@ -108,6 +110,17 @@ class Worker:
         a.close()
         b.close()
         return out
+
+    def exchange_head(self) -> object:
+        """The head reader a new connection gets."""
+        a, b = socket.socketpair()
+        proto = EdgeProtocol(self.shared)
+        proto.connection_made(_Transport(a))  # type: ignore[arg-type]
+        head = proto.head
+        proto.connection_lost(None)
+        a.close()
+        b.close()
+        return head
 
     def log_lines(self) -> list[str]:
         self.shared.access.flush()
@@ -208,6 +221,26 @@ def test_answered_and_declined(root: Path, tmp_path: Path, tier: str) -> None:
     assert c.counts() == p.counts()
 
 
+def test_heads_are_read_and_bounded_alike(root: Path, tmp_path: Path) -> None:
+    """The compiled Head against head.Head: field names folded, repeats joined, the same limits."""
+    c, p = pair(root, tmp_path, tokens=False, cors=[], tier="ssd",
+                limits={"max_request_line": 256, "max_headers": 5, "max_header_bytes": 512})
+    cases = {  # request: (answered compiled, status)
+        request("/t1/a.mp4", "RANGE: bytes=0-9", "user-AGENT: a", "X-A: 1", "x-a: 2"): (1, 206),
+        request("/t1/a.mp4", "Range: bytes=0-9", "Range: bytes=1-2"): (0, 200),  # "bytes=0-9, bytes=1-2": ignored
+        request("/t1/a.mp4?" + "x" * 250): (0, 414),
+        request("/t1/a.mp4", *[f"X-{i}: 1" for i in range(5)]): (0, 431),    # six fields with Host
+        request("/t1/a.mp4", "X-Big: " + "y" * 510): (0, 431),
+        request("/t1/a.mp4", "Range: bytes=0-9", "HOST: again"): (0, 400),   # two Host fields
+    }
+    for raw, (answered, status) in cases.items():
+        got, compiled_answers = assert_same(c, p, raw)
+        assert (compiled_answers, got[9:12]) == (answered, b"%d" % status), raw
+    assert c.log_lines() == p.log_lines()
+    assert c.counts() == p.counts()
+    assert type(c.exchange_head()) is compiled.Head and type(p.exchange_head()) is not compiled.Head
+
+
 def test_tokens(root: Path, tmp_path: Path) -> None:
     c, p = pair(root, tmp_path, tokens=True, cors=[], tier="ssd")
     cases = {
@@ -269,7 +302,8 @@ _ranges = st.one_of(
 )
 _headers = st.lists(st.one_of(
     _ranges.map(lambda r: f"Range: {r}"),
-    st.sampled_from(["Origin: https://player.example", "Origin: https://other.example", "Connection: close",
+    st.sampled_from(["ORIGIN: https://player.example", "range: bytes=0-9", "X-Twice: 1", "x-twice: 2",
+                     "Origin: https://player.example", "Origin: https://other.example", "Connection: close",
                      "Connection: keep-alive", "If-None-Match: \"x\"", f"If-None-Match: {ETAG_SEEN}",
                      f"If-Range: {ETAG_SEEN}", "Content-Length: 0", "Host: again", "Upgrade: h2c",
                      "Accept-Encoding: gzip", "X-Custom: 1"]),
