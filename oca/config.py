@@ -345,6 +345,7 @@ class ServerConfig:
     backlog: int
     max_connections: int     # per worker; more are answered 503 and closed
     drain_timeout: float     # SIGTERM: seconds to finish in-flight responses
+    compiled_path: bool = True  # answer plain segment requests in C (oca/http/_serve.c); false: all in Python
 
 
 @dataclass(frozen=True)
@@ -422,7 +423,7 @@ def read_edge_config(root: Section) -> EdgeConfig:
     s = root.section("server")
     server = ServerConfig(s.address("listen", "0.0.0.0:8080"), s.int("workers", 0, min=0, max=256),
                           s.int("backlog", 1024, min=1), s.int("max_connections", 10000, min=1),
-                          s.duration("drain_timeout", "30s"))
+                          s.duration("drain_timeout", "30s"), s.bool("compiled_path", True))
     s.done()
     s = root.section("limits")
     limits = LimitsConfig(s.size("max_request_line", "8KiB"), s.size("max_header_bytes", "16KiB"),

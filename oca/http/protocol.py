@@ -54,7 +54,6 @@ class Shared:
     connections: set = field(default_factory=set)
     key_hits: dict[str, int] = field(default_factory=dict)
     on_closed: object = None   # callable() after a connection closes (drain bookkeeping)
-    compiled: bool = True      # False: every request takes the Python path (tests compare the two)
 
     @property
     def clock(self) -> Clock:
@@ -111,8 +110,8 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.client = peer[0] if peer else "-"
         transport.set_write_buffer_limits(high=0, low=0)  # type: ignore[attr-defined]
-        self.head = compiled.Head(self, s, LimitExceeded, Request) if compiled.Head is not None and s.compiled \
-            else Head(self)
+        self.head = compiled.Head(self, s, LimitExceeded, Request) \
+            if compiled.Head is not None and s.ctx.config.server.compiled_path else Head(self)
         self.parser = httptools.HttpRequestParser(self.head)
         s.connections.add(self)
         s.metrics.active += 1
@@ -198,12 +197,11 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
         self.queue.append(Request(method, url, headers, version, keep_alive, self.client, started, hosts))
 
     def lane(self) -> tuple | None:
-        """The compiled path's lane for this worker's configuration (built once per configuration)."""
-        s = self.s
-        lane = s.ctx.lane
-        if lane is None and s.compiled:
-            lane = s.ctx.lane = compiled.lane(s)
-        return lane
+        """The compiled Head's lane for this worker's configuration (built once per configuration)."""
+        ctx = self.s.ctx
+        if ctx.lane is None:
+            ctx.lane = compiled.lane(self.s)
+        return ctx.lane
 
     def _fail(self, status: int, note: str) -> None:
         self.broken = True

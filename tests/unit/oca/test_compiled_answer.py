@@ -78,7 +78,8 @@ class Worker:
     def __init__(self, root: Path, log: Path, *, compiled_path: bool, tokens: bool, cors: list[str],
                  tier: str, limits: dict | None = None) -> None:
         keys_file = str(root / "t1" / "a.mp4")  # read_edge_config checks it exists; the ring is given below
-        sections: dict = {"tokens": {"mode": "require", "keys_file": keys_file} if tokens else {"mode": "open"}}
+        sections: dict = {"tokens": {"mode": "require", "keys_file": keys_file} if tokens else {"mode": "open"},
+                          "server": {"compiled_path": compiled_path}}
         if cors:
             sections["cors"] = {"allowed_origins": cors}
         if limits:
@@ -89,8 +90,7 @@ class Worker:
         self.fds = FdCache(16)
         self.ctx = Context(config, ring, IndexView(source, self.fds), Clock(lambda: NOW))
         self.log = log
-        self.shared = Shared(self.ctx, self.fds, WorkerMetrics(), AccessLog(log, buffer_bytes=1 << 30),
-                             compiled=compiled_path)
+        self.shared = Shared(self.ctx, self.fds, WorkerMetrics(), AccessLog(log, buffer_bytes=1 << 30))
 
     def exchange(self, raw: bytes) -> bytes:
         """`raw` on a new connection; everything the worker sent back."""
@@ -282,8 +282,8 @@ def test_a_new_configuration_drops_the_lane(root: Path, tmp_path: Path) -> None:
     c, _ = pair(root, tmp_path, tokens=False, cors=[], tier="ssd")
     raw = request("/t1/a.mp4", "Range: bytes=0-9", "Origin: https://player.example")
     assert b"Access-Control" not in c.exchange(raw) + c.exchange(raw)
-    c.ctx.configure(read_edge_config(Section({"tokens": {"mode": "open"},
-                                              "cors": {"allowed_origins": ["*"]}}, "test")), None)
+    c.ctx.configure(read_edge_config(Section({"tokens": {"mode": "open"}, "cors": {"allowed_origins": ["*"]}},
+                                             "test")), None)
     assert c.ctx.lane is None
     assert b"Access-Control-Allow-Origin: *\r\n" in c.exchange(raw) + c.exchange(raw)
     assert c.shared.metrics.compiled == 2
