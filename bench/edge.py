@@ -380,7 +380,7 @@ def print_table(s: dict, args: argparse.Namespace) -> None:
     if h:
         print(f"hot path (in process, 1 KiB ranges, no network; stable on a shared machine): "
               f"{h['oca_us_per_req']} us/request = syscall floor {h['floor_us_per_req']} us + "
-              f"our Python {h['python_us_per_req']} us")
+              f"our features {h['features_us_per_req']} us (Python path alone: {h['python_path_us_per_req']} us)")
     for target, ok in s["targets"].items():
         floor = "reached" if s["floor_targets"][target] else "NOT reached"
         print(f"target {target}: {'met' if ok else 'NOT met'} (by the featureless floor: {floor})")
