@@ -29,17 +29,18 @@ import httptools
 FILE_SIZE = 4 * 1024 * 1024
 
 
-class _Transport:
-    """The part of a transport the protocol uses, over a plain non-blocking socket."""
+class SocketTransport:
+    """The part of a uvloop transport `EdgeProtocol` uses, over a plain non-blocking socket whose
+    buffer never fills here (also used by tests/unit/oca/test_compiled_answer.py)."""
 
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
+    def __init__(self, sock: socket.socket, peer: tuple[str, int] = ("127.0.0.1", 1)) -> None:
+        self.sock, self.peer = sock, peer
 
     def get_extra_info(self, name: str, default: object = None) -> object:
-        return {"socket": self.sock, "peername": ("127.0.0.1", 1)}.get(name, default)
+        return {"socket": self.sock, "peername": self.peer}.get(name, default)
 
     def write(self, data: bytes) -> None:
-        self.sock.send(data)
+        self.sock.sendall(data)
 
     def get_write_buffer_size(self) -> int:
         return 0
@@ -132,7 +133,7 @@ def measure(root: Path, n: int = 20000, reps: int = 5) -> dict[str, float]:
         shared = Shared(ctx, fds, WorkerMetrics(), AccessLog(root.parent / f"hotpath-{name}.log"))
         a, b = _pair()
         proto = EdgeProtocol(shared)
-        proto.connection_made(_Transport(a))  # type: ignore[arg-type]
+        proto.connection_made(SocketTransport(a))  # type: ignore[arg-type]
         protocols[name] = (proto, b)
         logs.append(shared.access)
         pairs += [a, b]

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
+from bench.edge_hotpath import SocketTransport
 from oca.accesslog import AccessLog
 from oca.config import Section, read_edge_config
 from oca.files import FdCache, IndexView, RootSource, ServedFile
@@ -34,35 +35,6 @@ NOW = 1_800_000_000.0
 SECRET = "s" * 40
 CLIENT = "203.0.113.9"
 ETAG_SEEN = "the file's ETag"  # stands for it in generated headers
-
-
-class _Transport:
-    """What EdgeProtocol uses of a uvloop transport, over a socket whose peer the test reads."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock, self.closed = sock, False
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return {"socket": self.sock, "peername": (CLIENT, 40000)}.get(name, default)
-
-    def write(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def close(self) -> None:
-        self.closed = True
-
-    abort = close
-
-    def pause_reading(self) -> None:
-        pass
-
-    resume_reading = pause_reading
 
 
 class _TieredRoot(RootSource):
@@ -98,7 +70,7 @@ class Worker:
         a.setblocking(False)
         b.setblocking(False)
         proto = EdgeProtocol(self.shared)
-        proto.connection_made(_Transport(a))  # type: ignore[arg-type]
+        proto.connection_made(SocketTransport(a, (CLIENT, 40000)))  # type: ignore[arg-type]
         proto.data_received(raw)
         out = b""
         try:
@@ -115,7 +87,7 @@ class Worker:
         """The head reader a new connection gets."""
         a, b = socket.socketpair()
         proto = EdgeProtocol(self.shared)
-        proto.connection_made(_Transport(a))  # type: ignore[arg-type]
+        proto.connection_made(SocketTransport(a, (CLIENT, 40000)))  # type: ignore[arg-type]
         head = proto.head
         proto.connection_lost(None)
         a.close()
