@@ -214,11 +214,12 @@ class VerifiedTokens:
 
     def __init__(self, ring: KeyRing, max_entries: int = 65536) -> None:
         self.ring, self.max_entries = ring, max_entries
-        self._ok: dict[tuple[str, str], tuple[Ok, int, object]] = {}
+        self._ok: dict[tuple[str, str], tuple[Ok, int, object, tuple[bytes, int] | None]] = {}
 
     @property
-    def memory(self) -> dict[tuple[str, str], tuple[Ok, int, object]]:
-        """(path, query) → (Ok, exp, client network or None): what the edge's compiled path reads."""
+    def memory(self) -> dict[tuple[str, str], tuple[Ok, int, object, tuple[bytes, int] | None]]:
+        """(path, query) → (Ok, exp, client network or None, (its packed address, prefix length) or
+        None): what the edge's compiled path reads."""
         return self._ok
 
     def check(self, path: str, query: str, now: float, client_ip: str | None) -> TokenCheck:
@@ -232,9 +233,10 @@ class VerifiedTokens:
                 net = ipaddress.ip_network(cp, strict=False) if cp else None
                 if len(self._ok) >= self.max_entries:
                     self._ok.clear()
-                self._ok[(path, query)] = (result, int(params["exp"]), net)
+                packed = (net.network_address.packed, net.prefixlen) if net is not None else None
+                self._ok[(path, query)] = (result, int(params["exp"]), net, packed)
             return result
-        ok, exp, net = hit
+        ok, exp, net, _ = hit
         if now > exp:
             return Expired(ok.kid)
         if net is not None and (client_ip is None or not _client_in(net, client_ip)):  # type: ignore[arg-type]

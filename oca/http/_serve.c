@@ -1,7 +1,6 @@
-/* The edge's compiled request path: one call answers a plain GET or HEAD of a file the worker already
- * has looked up and open, with no Range or one simple byte range — the request players send for
- * every segment.
- *
+/* The edge's compiled request path: a GET or HEAD of a file the worker already has looked up (and
+ * open, for a body), with no Range or one simple byte range, possibly conditional — the request
+ * players send for every segment — is read and answered in C. *
  * Why C: on this stack (uvloop, httptools, os.sendfile) a server with no features spends ~11 µs of
  * CPU on a 1 KiB range request over TCP, nginx ~14 µs; the Python path of oca.http.handler and
  * oca.http.protocol added ~17 µs more (decision ~4.5, access-log line and metrics ~2, queueing and
@@ -15,18 +14,23 @@
  *   - method GET or HEAD; HTTP/1.1 with exactly one Host, or HTTP/1.0; the client keeps the
  *     connection alive and the worker is not draining (a closing answer is left to Python);
  *   - an origin-form target whose path the worker has validated before (ctx.keys) and whose file
- *     is in the index view's cache and open in the descriptor cache (a `--root` file is fstat'ed
- *     and must still match the index, as FdCache.acquire checks);
+ *     is in the index view's cache; a body is sent only from a descriptor already open in the
+ *     descriptor cache (a `--root` file is fstat'ed and must still match the index, as
+ *     FdCache.acquire checks);
  *   - tokens not required, or a query whose token verified before (VerifiedTokens' memory), not
- *     expired, without a client prefix;
- *   - no header among Content-Length, Transfer-Encoding, Upgrade, If-Match, If-None-Match,
- *     If-Modified-Since, If-Unmodified-Since, If-Range; Range absent, or exactly the form
- *     `bytes=FIRST-[LAST]` (ranges._ONE_RANGE) and satisfiable;
+ *     expired, and when it is bound to a client prefix, from a client inside it;
+ *   - no Content-Length, Transfer-Encoding, Upgrade, If-Match or If-Unmodified-Since field, and no
+ *     If-Modified-Since without If-None-Match (which makes it ignored, RFC 9110 §13.2.2);
+ *     If-None-Match is compared (weakly, `*`, a malformed list matching nothing) and a match is
+ *     answered 304; If-Range in its entity-tag form is compared (strongly; a date is left to Python),
+ *     and when it does not hold the Range is ignored (200, the whole file);
+ *   - Range absent, or exactly the form `bytes=FIRST-[LAST]` (ranges._ONE_RANGE) and satisfiable;
  *   - the transport holds no unsent bytes (a body must never overtake them).
  * The bytes are those of handle() + EdgeProtocol: the same head (handler._ranged, with CORS as
  * handler._cors), sent with MSG_MORE before a body of at most flow.MORE_MAX bytes, then the body by
  * sendfile; counted as EdgeProtocol._record counts (responses, bytes, duration histogram, range
- * kind, hits by tier and by key) and logged in accesslog's line format.
+ * kind, hits by tier and by key) and logged in accesslog's line format (with its NOTE: not_modified,
+ * if_range).
  * If the socket does not take everything at once (EAGAIN, an error, a short file), the response is
  * handed to the Python flow as it stands: conn._take_over(...), which finishes or fails it there.
  *
@@ -40,6 +44,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <structmember.h>
+#include <arpa/inet.h>
 #include <errno.h>
 #include <string.h>
 #include <sys/sendfile.h>
@@ -60,7 +65,7 @@ static PyObject *s_fd, *s_client, *s_transport, *s_get_write_buffer_size, *s_dra
     *s_access, *s__lines, *s__size, *s_buffer_bytes, *s_flush, *s_single, *s_none, *s_root, *s_v11,
     *s_v10, *s_key_hits, *s_compiled, *s_current, *s_header, *s_queue, *s_broken, *s_closed,
     *s_reading_paused, *s_parser, *s_get_method, *s_get_http_version, *s_should_keep_alive, *s_lane, *s_ctx,
-    *s_request_ready, *one, *n200, *n206, *empty_bytes;
+    *s_request_ready, *s_etag, *s_ignored, *one, *empty_bytes;
 
 typedef struct {
     const char *p;
@@ -103,6 +108,18 @@ static int put_ascii(Out *o, PyObject *s) {
     return 0;
 }
 
+typedef struct {
+    PyObject *lane, *conn, *method, *url, *headers, *version; /* the request (borrowed) */
+    int keep_alive, hosts;
+    PyObject *known, *key, *path, *file, *kid, *tier, *date_line, *iso;
+    Span range, agent, if_none_match, if_range;
+    int status;
+    const char *note;   /* the access log's NOTE ("-": plain) */
+    PyObject *kind;     /* metrics' range kind (borrowed interned str), NULL: not counted (HEAD, 304) */
+    long long first, count;
+    double now, started;
+} Answer;
+
 /* response.log_field: printable ASCII as is, '"' and '\' escaped with '\', the rest as \xHH. */
 static void put_log_field(Out *o, Span v) {
     static const char hex[] = "0123456789abcdef";
@@ -135,12 +152,12 @@ static int span_eq(const char *p, Py_ssize_t n, const char *lit) {
 }
 
 /* The header fields the answer depends on; 0 when one of them means "leave it to Python". */
-static int scan_headers(PyObject *headers, Span *range, Span *origin, Span *agent) {
+static int scan_headers(PyObject *headers, Answer *a, Span *origin) {
     static const char *const decline[] = {"content-length", "transfer-encoding", "upgrade", "if-match",
-                                          "if-none-match", "if-modified-since", "if-unmodified-since",
-                                          "if-range", NULL};
+                                          "if-unmodified-since", NULL};
     Py_ssize_t pos = 0;
     PyObject *k, *v;
+    int modified_since = 0;
     if (!PyDict_Check(headers))
         return 0;
     while (PyDict_Next(headers, &pos, &k, &v)) {
@@ -150,17 +167,130 @@ static int scan_headers(PyObject *headers, Span *range, Span *origin, Span *agen
         Py_ssize_t len = PyBytes_GET_SIZE(k);
         Span value = {PyBytes_AS_STRING(v), PyBytes_GET_SIZE(v)};
         if (span_eq(n, len, "range"))
-            *range = value;
+            a->range = value;
         else if (span_eq(n, len, "origin"))
             *origin = value;
         else if (span_eq(n, len, "user-agent"))
-            *agent = value;
+            a->agent = value;
+        else if (span_eq(n, len, "if-none-match"))
+            a->if_none_match = value;
+        else if (span_eq(n, len, "if-range"))
+            a->if_range = value;
+        else if (span_eq(n, len, "if-modified-since"))
+            modified_since = 1;
         else if (len >= 7 && (n[0] == 'c' || n[0] == 't' || n[0] == 'u' || n[0] == 'i'))
             for (int i = 0; decline[i] != NULL; i++)
                 if (span_eq(n, len, decline[i]))
                     return 0;
     }
+    /* RFC 9110 §13.2.2: If-None-Match present makes If-Modified-Since ignored; alone, it is Python's */
+    return !modified_since || a->if_none_match.p != NULL;
+}
+
+static int ows(char c) { return c == ' ' || c == '\t'; }
+
+/* etagc = %x21 / %x23-7E / obs-text (RFC 9110 §8.8.3) */
+static int etagc(unsigned char c) { return c == 0x21 || (c >= 0x23 && c != 0x7f); }
+
+/* One element of an entity-tag list from *pos (conditional.parse_etag_list's regex): 1 a tag, 0 the
+ * end of the list, -1 malformed. */
+static int next_tag(Span v, Py_ssize_t *pos, int *weak, Span *tag) {
+    Py_ssize_t i = *pos;
+    while (i < v.n && (ows(v.p[i]) || v.p[i] == ','))
+        i++; /* empty list elements and OWS (RFC 9110 §5.6.1.2) */
+    if (i >= v.n)
+        return 0;
+    *weak = i + 1 < v.n && v.p[i] == 'W' && v.p[i + 1] == '/';
+    if (*weak)
+        i += 2;
+    if (i >= v.n || v.p[i] != '"')
+        return -1;
+    Py_ssize_t start = i++;
+    while (i < v.n && etagc((unsigned char)v.p[i]))
+        i++;
+    if (i >= v.n || v.p[i] != '"')
+        return -1;
+    tag->p = v.p + start;
+    tag->n = ++i - start;
+    while (i < v.n && ows(v.p[i]))
+        i++;
+    if (i < v.n && v.p[i++] != ',')
+        return -1;
+    *pos = i;
     return 1;
+}
+
+static Span strip_ows(Span v) {
+    while (v.n > 0 && ows(v.p[0]))
+        v.p++, v.n--;
+    while (v.n > 0 && ows(v.p[v.n - 1]))
+        v.n--;
+    return v;
+}
+
+/* conditional._matches(value, etag, weak_ok=True), If-None-Match's comparison: 1 match, 0 none or
+ * malformed (a malformed list matches nothing). */
+static int none_match(Span v, Span etag) {
+    Span s = strip_ows(v);
+    if (s.n == 1 && s.p[0] == '*')
+        return 1;
+    Py_ssize_t pos = 0;
+    int weak, r, found = 0;
+    Span tag;
+    while ((r = next_tag(v, &pos, &weak, &tag)) == 1)
+        found |= tag.n == etag.n && memcmp(tag.p, etag.p, etag.n) == 0;
+    return r == 0 && found;
+}
+
+/* conditional.if_range_holds for the entity-tag form: 1 holds, 0 not, -1 a date (left to Python). */
+static int if_range_holds(Span v, Span etag) {
+    Span s = strip_ows(v);
+    if (!(s.n > 0 && (s.p[0] == '"' || (s.n > 1 && s.p[0] == 'W' && s.p[1] == '/'))))
+        return -1;
+    Py_ssize_t pos = 0;
+    int weak, r, tags = 0, equal = 0;
+    Span tag;
+    while ((r = next_tag(s, &pos, &weak, &tag)) == 1)
+        equal = ++tags == 1 && !weak && tag.n == etag.n && memcmp(tag.p, etag.p, etag.n) == 0;
+    return r == 0 && tags == 1 && equal;
+}
+
+/* tokens._client_in for a remembered prefix: the client address (conn.client) inside it. */
+static int client_in(PyObject *conn, PyObject *packed) {
+    if (!PyTuple_Check(packed) || PyTuple_GET_SIZE(packed) != 2 || !PyBytes_Check(PyTuple_GET_ITEM(packed, 0))) {
+        PyErr_SetString(PyExc_TypeError, "lane: a remembered prefix is (packed address, length)");
+        return -1;
+    }
+    PyObject *net = PyTuple_GET_ITEM(packed, 0);
+    long bits = PyLong_AsLong(PyTuple_GET_ITEM(packed, 1));
+    Py_ssize_t n = PyBytes_GET_SIZE(net);
+    if ((bits == -1 && PyErr_Occurred()) || (n != 4 && n != 16) || bits < 0 || bits > n * 8)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *client = PyObject_GetAttr(conn, s_client);
+    if (client == NULL)
+        return -1;
+    const char *text = PyUnicode_Check(client) ? PyUnicode_AsUTF8(client) : NULL;
+    unsigned char addr[16];
+    const unsigned char *mine = addr;
+    int ok = 0;
+    if (text != NULL && strchr(text, ':') != NULL && inet_pton(AF_INET6, text, addr) == 1) {
+        static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+        if (n == 16)
+            ok = 1;
+        else if (memcmp(addr, mapped, 12) == 0) /* a dual-stack socket's IPv4 client */
+            ok = 1, mine = addr + 12;
+    } else if (text != NULL && n == 4 && inet_pton(AF_INET, text, addr) == 1)
+        ok = 1;
+    Py_DECREF(client);
+    if (PyErr_Occurred())
+        return -1;
+    if (!ok)
+        return 0;
+    const unsigned char *p = (const unsigned char *)PyBytes_AS_STRING(net);
+    long whole = bits / 8, rest = bits % 8;
+    if (memcmp(mine, p, whole) != 0)
+        return 0;
+    return rest == 0 || ((mine[whole] ^ p[whole]) & (0xff << (8 - rest)) & 0xff) == 0;
 }
 
 static int digits(Span r, Py_ssize_t *i, long long *value) {
@@ -247,15 +377,6 @@ static int bump_attr(PyObject *obj, PyObject *name, PyObject *n) {
     return r;
 }
 
-typedef struct {
-    PyObject *lane, *conn, *method, *url, *headers, *version; /* the request (borrowed) */
-    int keep_alive, hosts;
-    PyObject *known, *key, *path, *file, *kid, *tier, *date_line, *iso;
-    Span range, agent;
-    int status;
-    long long first, count;
-    double now, started;
-} Answer;
 
 /* WorkerMetrics.observe: bisect_left over the bucket bounds. */
 static int observe(Answer *a, double seconds) {
@@ -327,7 +448,9 @@ static int log_line(Answer *a, long long sent, double seconds) {
         goto done;
     put(&o, " \"", 2);
     put_log_field(&o, a->agent);
-    put(&o, "\" -\n", 4);
+    put(&o, "\" ", 2);
+    puts_(&o, a->note);
+    put(&o, "\n", 1);
     if (o.n > o.cap) {
         PyErr_SetString(PyExc_RuntimeError, "access-log line longer than its bound");
         goto done;
@@ -362,26 +485,23 @@ done:
 
 /* EdgeProtocol._record for a complete answer, then _go_idle. */
 static int record(Answer *a) {
-    PyObject *lane = a->lane;
-    double done = monotonic_now(), seconds = done - a->started;
-    PyObject *status = a->status == 200 ? n200 : n206;
-    PyObject *sent = PyLong_FromLongLong(a->count);
-    if (sent == NULL)
-        return -1;
-    PyObject *m = PyTuple_GET_ITEM(lane, L_METRICS);
-    int r = bump(PyTuple_GET_ITEM(lane, L_RESPONSES), status, 1) < 0 || bump_attr(m, s_bytes_sent, sent) < 0 ||
-            bump_attr(m, s_compiled, one) < 0 || observe(a, seconds) < 0;
-    Py_DECREF(sent);
+    PyObject *lane = a->lane, *m = PyTuple_GET_ITEM(lane, L_METRICS);
+    double seconds = monotonic_now() - a->started;
+    PyObject *status = PyLong_FromLong(a->status), *sent = PyLong_FromLongLong(a->count);
+    int r = status == NULL || sent == NULL || bump(PyTuple_GET_ITEM(lane, L_RESPONSES), status, 1) < 0 ||
+            bump_attr(m, s_bytes_sent, sent) < 0 || bump_attr(m, s_compiled, one) < 0 || observe(a, seconds) < 0 ||
+            (a->kind != NULL && bump(PyTuple_GET_ITEM(lane, L_RANGES), a->kind, 1) < 0);
+    Py_XDECREF(status);
+    Py_XDECREF(sent);
     if (r)
         return -1;
-    if (PyBytes_GET_SIZE(a->method) == 3 &&
-        bump(PyTuple_GET_ITEM(lane, L_RANGES), a->status == 206 ? s_single : s_none, 1) < 0)
-        return -1;
-    PyObject *key_hits = PyObject_GetAttr(PyTuple_GET_ITEM(lane, L_SHARED), s_key_hits); /* swapped when flushed */
-    r = key_hits == NULL || bump(PyTuple_GET_ITEM(lane, L_HITS), a->tier, 1) < 0 || bump(key_hits, a->key, 1) < 0;
-    Py_XDECREF(key_hits);
-    if (r)
-        return -1;
+    if (a->status == 200 || a->status == 206) {
+        PyObject *key_hits = PyObject_GetAttr(PyTuple_GET_ITEM(lane, L_SHARED), s_key_hits); /* swapped when flushed */
+        r = key_hits == NULL || bump(PyTuple_GET_ITEM(lane, L_HITS), a->tier, 1) < 0 || bump(key_hits, a->key, 1) < 0;
+        Py_XDECREF(key_hits);
+        if (r)
+            return -1;
+    }
     if (log_line(a, a->count, seconds) < 0)
         return -1;
     PyObject *deadline = PyFloat_FromDouble(monotonic_now() + PyFloat_AsDouble(PyTuple_GET_ITEM(lane, L_IDLE)));
@@ -397,10 +517,9 @@ static int record(Answer *a) {
 /* The socket took part of the answer: conn._take_over continues it in the Python flow. */
 static int take_over(Answer *a, PyObject *head, Py_ssize_t head_sent, long long body_sent) {
     PyObject *x = PyObject_CallMethod(
-        a->conn, "_take_over", "OOOONidiOOLLOOOnL", a->method, a->url, a->headers, a->version,
+        a->conn, "_take_over", "OOOONidiOOLLOOOnLs", a->method, a->url, a->headers, a->version,
         PyBool_FromLong(a->keep_alive), a->hosts, a->started, a->status, head, a->file, a->first, a->count,
-        PyBytes_GET_SIZE(a->method) == 3 ? (a->status == 206 ? s_single : s_none) : Py_None, a->kid, a->path,
-        head_sent, body_sent);
+        a->kind != NULL ? a->kind : Py_None, a->kid, a->path, head_sent, body_sent, a->note);
     Py_XDECREF(x);
     return x == NULL ? -1 : 0;
 }
@@ -457,9 +576,10 @@ static int read_clock(Answer *a, PyObject *clock) {
     return a->iso == NULL ? -1 : 0;
 }
 
-/* ctx.verified's memory for (path, query): the key id when the token is known good now, Py_None
- * when it must be left to Python (not remembered, expired, bound to a client prefix); NULL on error. */
-static PyObject *known_token(PyObject *memory, PyObject *path, Span query, double now) {
+/* ctx.verified's memory for (path, query): the key id when the token is known good now for this
+ * client, Py_None when it must be left to Python (not remembered, expired, another client's); NULL on
+ * error. */
+static PyObject *known_token(PyObject *memory, PyObject *conn, PyObject *path, Span query, double now) {
     PyObject *q = PyUnicode_DecodeLatin1(query.p, query.n, NULL);
     if (q == NULL)
         return NULL;
@@ -467,19 +587,25 @@ static PyObject *known_token(PyObject *memory, PyObject *path, Span query, doubl
     Py_DECREF(q);
     if (k == NULL)
         return NULL;
-    PyObject *hit = PyDict_GetItemWithError(memory, k); /* (Ok, exp, net) */
+    PyObject *hit = PyDict_GetItemWithError(memory, k); /* (Ok, exp, net, (packed, length) | None) */
     Py_DECREF(k);
     if (hit == NULL)
         return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
-    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 3) {
-        PyErr_SetString(PyExc_TypeError, "lane: a remembered token is (ok, exp, net)");
+    if (!PyTuple_Check(hit) || PyTuple_GET_SIZE(hit) != 4) {
+        PyErr_SetString(PyExc_TypeError, "lane: a remembered token is (ok, exp, net, packed)");
         return NULL;
     }
     long long exp = PyLong_AsLongLong(PyTuple_GET_ITEM(hit, 1));
     if (exp == -1 && PyErr_Occurred())
         return NULL;
-    if (now > (double)exp || PyTuple_GET_ITEM(hit, 2) != Py_None)
+    if (now > (double)exp)
         return Py_NewRef(Py_None);
+    PyObject *packed = PyTuple_GET_ITEM(hit, 3);
+    if (packed != Py_None) {
+        int inside = client_in(conn, packed);
+        if (inside <= 0)
+            return inside < 0 ? NULL : Py_NewRef(Py_None);
+    }
     return PyObject_GetAttr(PyTuple_GET_ITEM(hit, 0), s_kid);
 }
 
@@ -513,6 +639,88 @@ static int open_fd(PyObject *lane, Answer *a, long long size) {
     return (int)fd;
 }
 
+/* The head's last lines: CORS (handler._cors), Connection (handler._conn), the blank line. */
+static int finish_head(Answer *a, Out *head, int v11, Span origin) {
+    if (put_cors(head, PyTuple_GET_ITEM(a->lane, L_CORS), origin) < 0)
+        return -1;
+    if (!v11)
+        puts_(head, "Connection: keep-alive\r\n");
+    puts_(head, "\r\n");
+    return head->n <= head->cap;
+}
+
+/* handler._serve and _ranged from the preconditions on (RFC 9110 §13.2.2, §14): the status, the head
+ * into `head`, the body's range; 1 answer, 0 decline, -1 error. */
+static int respond(Answer *a, Out *head, int *file_fd, long long size, Span etag, int get, int v11, Span origin) {
+    a->status = 200;
+    a->first = 0;
+    a->count = size;
+    a->note = "-";
+    a->kind = get ? s_none : NULL;
+    if (a->if_none_match.p != NULL && none_match(a->if_none_match, etag)) {
+        /* RFC 9110 §15.4.5: a 304 carries the validators a 200 would have, and no content */
+        a->status = 304;
+        a->count = 0;
+        a->kind = NULL;
+        a->note = "not_modified";
+        puts_(head, "HTTP/1.1 304 Not Modified\r\n");
+        if (put_bytes(head, a->date_line) < 0)
+            return -1;
+        puts_(head, "Server: oca\r\nETag: ");
+        put(head, etag.p, etag.n);
+        puts_(head, "\r\n");
+        return finish_head(a, head, v11, origin);
+    }
+    if (get && a->range.p != NULL) {
+        int holds = a->if_range.p == NULL ? 1 : if_range_holds(a->if_range, etag);
+        long long first, last;
+        if (holds < 0)
+            return 0; /* an HTTP-date: conditional.if_range_holds */
+        if (!holds) {
+            a->kind = s_ignored; /* ranges.Ignored("if_range"): the whole file */
+            a->note = "if_range";
+        } else if (!one_range(a->range, &first, &last) || (last >= 0 && last < first) || first >= size) {
+            return 0; /* other forms, Ignored("syntax"), Unsatisfiable: ranges.plan_range */
+        } else {
+            a->status = 206;
+            a->kind = s_single;
+            a->first = first;
+            a->count = (last < 0 || last >= size ? size - 1 : last) - first + 1;
+        }
+    }
+    /* handler._ranged */
+    puts_(head, a->status == 200 ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 206 Partial Content\r\n");
+    if (put_bytes(head, a->date_line) < 0)
+        return -1;
+    puts_(head, "Server: oca\r\nContent-Length: ");
+    put_ll(head, a->count);
+    puts_(head, "\r\n");
+    if (a->status == 206) {
+        puts_(head, "Content-Range: bytes ");
+        put_ll(head, a->first);
+        put(head, "-", 1);
+        put_ll(head, a->first + a->count - 1);
+        put(head, "/", 1);
+        put_ll(head, size);
+        puts_(head, "\r\n");
+    }
+    PyObject *tail = PyObject_GetAttr(a->file, s_head_tail);
+    if (tail == NULL)
+        return -1;
+    int r = put_bytes(head, tail);
+    Py_DECREF(tail);
+    if (r < 0)
+        return -1;
+    if (!get)
+        a->count = 0; /* HEAD: the head of a 200, no body */
+    if (a->count > 0) { /* only a body needs the descriptor (EdgeProtocol._start acquires it then) */
+        *file_fd = open_fd(a->lane, a, size);
+        if (*file_fd < 0)
+            return *file_fd == -1 ? 0 : -1;
+    }
+    return finish_head(a, head, v11, origin);
+}
+
 static int write_buffer_empty(PyObject *conn) {
     PyObject *t = PyObject_GetAttr(conn, s_transport);
     if (t == NULL)
@@ -538,7 +746,7 @@ static int decide(Answer *a, Out *head, int *file_fd) {
     int get = PyBytes_GET_SIZE(a->method) == 3 && memcmp(PyBytes_AS_STRING(a->method), "GET", 3) == 0;
     if (!get && !(PyBytes_GET_SIZE(a->method) == 4 && memcmp(PyBytes_AS_STRING(a->method), "HEAD", 4) == 0))
         return 0;
-    if (!scan_headers(headers, &a->range, &origin, &a->agent))
+    if (!scan_headers(headers, a, &origin))
         return 0;
     const char *u = PyBytes_AS_STRING(url), *q = memchr(u, '?', PyBytes_GET_SIZE(url));
     if (PyBytes_GET_SIZE(url) == 0 || u[0] != '/')
@@ -574,7 +782,7 @@ static int decide(Answer *a, Out *head, int *file_fd) {
         a->kid = Py_NewRef(Py_None);
     } else {
         Span query = {q ? q + 1 : "", q ? PyBytes_GET_SIZE(url) - (q + 1 - u) : 0};
-        a->kid = known_token(tokens, a->path, query, a->now);
+        a->kid = known_token(tokens, a->conn, a->path, query, a->now);
         if (a->kid == NULL)
             return -1;
         if (a->kid == Py_None)
@@ -588,51 +796,15 @@ static int decide(Answer *a, Out *head, int *file_fd) {
     long long size = a->tier ? attr_ll(a->file, s_size) : -1;
     if (size < 0)
         return PyErr_Occurred() ? -1 : 0;
-    a->status = 200;
-    a->first = 0;
-    a->count = size;
-    if (get && a->range.p != NULL) {
-        long long first, last;
-        if (!one_range(a->range, &first, &last) || (last >= 0 && last < first) || first >= size)
-            return 0; /* other forms, Ignored("syntax"), Unsatisfiable: ranges.plan_range */
-        a->status = 206;
-        a->first = first;
-        a->count = (last < 0 || last >= size ? size - 1 : last) - first + 1;
+    PyObject *etag_obj = PyObject_GetAttr(a->file, s_etag);
+    Span etag = {NULL, 0};
+    if (etag_obj == NULL || (etag.p = PyUnicode_AsUTF8AndSize(etag_obj, &etag.n)) == NULL) {
+        Py_XDECREF(etag_obj);
+        return -1;
     }
-    *file_fd = open_fd(lane, a, size);
-    if (*file_fd < 0)
-        return *file_fd == -1 ? 0 : -1;
-    /* handler._ranged */
-    puts_(head, a->status == 200 ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 206 Partial Content\r\n");
-    if (put_bytes(head, a->date_line) < 0)
-        return -1;
-    puts_(head, "Server: oca\r\nContent-Length: ");
-    put_ll(head, a->count);
-    puts_(head, "\r\n");
-    if (a->status == 206) {
-        puts_(head, "Content-Range: bytes ");
-        put_ll(head, a->first);
-        put(head, "-", 1);
-        put_ll(head, a->first + a->count - 1);
-        put(head, "/", 1);
-        put_ll(head, size);
-        puts_(head, "\r\n");
-    }
-    PyObject *tail = PyObject_GetAttr(a->file, s_head_tail);
-    if (tail == NULL)
-        return -1;
-    int r = put_bytes(head, tail);
-    Py_DECREF(tail);
-    if (r < 0 || put_cors(head, PyTuple_GET_ITEM(lane, L_CORS), origin) < 0)
-        return -1;
-    if (!v11)
-        puts_(head, "Connection: keep-alive\r\n");
-    puts_(head, "\r\n");
-    if (head->n > head->cap)
-        return 0;
-    if (!get || size == 0)
-        a->count = 0; /* HEAD: the head of a 200, no body; an empty file: no body */
-    return 1;
+    int r = respond(a, head, file_fd, size, etag, get, v11, origin);
+    Py_DECREF(etag_obj);
+    return r;
 }
 
 /* The whole compiled answer to one request: 1 answered (or handed over), 0 declined, -1 error. */
@@ -975,11 +1147,11 @@ PyMODINIT_FUNC PyInit__serve(void) {
                  {&s_closed, "closed"}, {&s_reading_paused, "reading_paused"}, {&s_parser, "parser"},
                  {&s_get_method, "get_method"}, {&s_get_http_version, "get_http_version"},
                  {&s_should_keep_alive, "should_keep_alive"}, {&s_lane, "lane"}, {&s_ctx, "ctx"},
-                 {&s_request_ready, "request_ready"}};
+                 {&s_request_ready, "request_ready"}, {&s_etag, "etag"}, {&s_ignored, "ignored"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return NULL;
-    if ((empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL || (one = PyLong_FromLong(1)) == NULL || (n200 = PyLong_FromLong(200)) == NULL || (n206 = PyLong_FromLong(206)) == NULL)
+    if ((empty_bytes = PyBytes_FromStringAndSize(NULL, 0)) == NULL || (one = PyLong_FromLong(1)) == NULL)
         return NULL;
     if (PyType_Ready(&HeadType) < 0)
         return NULL;

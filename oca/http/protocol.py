@@ -286,13 +286,13 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
     def _take_over(self, method: bytes, url: bytes, headers: dict[bytes, bytes], version: str, keep_alive: bool,
                    hosts: int, started: float, status: int, head: bytes, f: ServedFile, first: int,
                    count: int, range_kind: str | None, kid: str | None, path: str, head_sent: int,
-                   body_sent: int) -> None:
+                   body_sent: int, note: str) -> None:
         """The compiled path's answer that the socket did not take whole: continue it as `_start` would."""
         self.s.metrics.compiled += 1
         req = Request(method, url, headers, version, keep_alive, self.client, started, hosts)
         segments = [(first, count)] if count else []
         reply = Reply(status, head, path=path, file=f, segments=segments, body_len=count, range_kind=range_kind,
-                      kid=kid)
+                      kid=kid, note=note)
         self.current, self.cur_req, self.cur_file = reply, req, self._open(reply)
         if self.cur_file is None:   # cannot happen: the compiled path sent from this very descriptor
             self.current.note = "disk_fault"

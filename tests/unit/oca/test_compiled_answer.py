@@ -159,6 +159,18 @@ ANSWERED = [
     request("/t1/a.mp4", "Range: bytes=0-9", "Connection: keep-alive", version="1.0"),
     request("/t1/a.mp4", "Range: bytes=0-9", "Origin: https://player.example"),
     request("/t1/a.mp4", "Range: bytes=0-9", "Origin: https://other.example"),
+    request("/t1/empty.mp4"),                                     # no body: no descriptor needed
+    request("/t1/a.mp4", method="HEAD"),
+    request("/t1/a.mp4", "If-None-Match: \"x\""),                 # no match: 200
+    request("/t1/a.mp4", "If-None-Match: *"),                     # 304
+    request("/t1/a.mp4", "If-None-Match: ETAG", "Range: bytes=0-9"),  # what players send: 304
+    request("/t1/a.mp4", "If-None-Match: \"x\", W/ETAG", method="HEAD"),  # weak comparison: 304
+    request("/t1/a.mp4", "If-None-Match: \"x\" \"y\""),           # malformed: matches nothing, 200
+    request("/t1/a.mp4", "If-None-Match: ETAG", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT"),
+    request("/t1/a.mp4", "Range: bytes=0-9", "If-Range: ETAG"),   # holds: 206
+    request("/t1/a.mp4", "Range: bytes=0-9", "If-Range: W/ETAG"),  # weak never holds: 200, whole file
+    request("/t1/a.mp4", "Range: bytes=0-9", "If-Range: \"x\""),
+    request("/t1/a.mp4", "If-Range: \"x\""),                       # no Range: If-Range ignored
 ]
 DECLINED = [
     request("/t1/a.mp4", "Range: bytes=-100"),
@@ -167,11 +179,11 @@ DECLINED = [
     request("/t1/a.mp4", "Range: bytes=1000-"),
     request("/t1/a.mp4", "Range: bytes = 0-1"),
     request("/t1/a.mp4", "Range: bytes=0000000000000000001-2"),
-    request("/t1/empty.mp4"),                 # no body: the Python path never opens it
     request("/t1/empty.mp4", "Range: bytes=0-1"),
-    request("/t1/a.mp4", "If-None-Match: \"x\""),
-    request("/t1/a.mp4", "Range: bytes=0-1", "If-Range: \"x\""),
     request("/t1/a.mp4", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT"),
+    request("/t1/a.mp4", "If-Match: *"),
+    request("/t1/a.mp4", "If-Unmodified-Since: Thu, 01 Jan 1970 00:00:00 GMT"),
+    request("/t1/a.mp4", "Range: bytes=0-1", "If-Range: Thu, 01 Jan 1970 00:00:00 GMT"),
     request("/t1/a.mp4", "Content-Length: 0"),
     request("/t1/a.mp4", "Connection: close"),
     request("/t1/a.mp4", version="1.0"),
@@ -187,8 +199,11 @@ DECLINED = [
 @pytest.mark.parametrize("tier", ["root", "ssd"])
 def test_answered_and_declined(root: Path, tmp_path: Path, tier: str) -> None:
     c, p = pair(root, tmp_path, tokens=False, cors=["https://player.example"], tier=tier)
+    etag = c.ctx.view.lookup("t1/a.mp4").etag.encode()  # type: ignore[union-attr]
     for raw in ANSWERED + DECLINED:
-        assert assert_same(c, p, raw)[1] == (1 if raw in ANSWERED else 0), raw
+        answered = raw in ANSWERED
+        raw = raw.replace(b"ETAG", etag)
+        assert assert_same(c, p, raw)[1] == (1 if answered else 0), raw
     assert c.log_lines() == p.log_lines()
     assert c.counts() == p.counts()
 
@@ -219,8 +234,12 @@ def test_tokens(root: Path, tmp_path: Path) -> None:
         signed("/t1/a.mp4"): 1,
         signed("/t1/a.mp4") + "&other=1": 1,          # remembered as its exact query
         signed("/t1/a.mp4", expires=NOW - 1): 0,     # 403 expired
-        signed("/t1/a.mp4", cp="203.0.113.0/24"): 0,  # bound to the client: Python checks the prefix
+        signed("/t1/a.mp4", cp="203.0.113.0/24"): 1,  # bound to the client's network
+        signed("/t1/a.mp4", cp="203.0.113.8/29"): 1,
+        signed("/t1/a.mp4", cp="203.0.113.9/32"): 1,
+        signed("/t1/a.mp4", cp="203.0.113.0/29"): 0,  # another network: 403 from Python
         signed("/t1/a.mp4", cp="198.51.100.0/24"): 0,
+        signed("/t1/a.mp4", cp="2001:db8::/48"): 0,
         signed("/t1/seg-1.m4s")[:-1] + "0": 0,        # bad signature
         "/t1/a.mp4": 0,                               # missing
     }
@@ -272,12 +291,19 @@ _ranges = st.one_of(
     st.builds(lambda a, b, c: f"bytes={a}-{b},{c}-", _numbers, _numbers, _numbers),
     st.text(st.sampled_from("bytes=0123456789-, \t"), max_size=20),
 )
+_etag_lists = st.lists(st.sampled_from([ETAG_SEEN, f"W/{ETAG_SEEN}", '"x"', "W/", '"', "*", ",", " ", "\t", "x"]),
+                      max_size=5).map("".join)
 _headers = st.lists(st.one_of(
     _ranges.map(lambda r: f"Range: {r}"),
+    _etag_lists.map(lambda v: f"If-None-Match: {v}"),
+    _etag_lists.map(lambda v: f"If-Range: {v}"),
     st.sampled_from(["ORIGIN: https://player.example", "range: bytes=0-9", "X-Twice: 1", "x-twice: 2",
                      "Origin: https://player.example", "Origin: https://other.example", "Connection: close",
                      "Connection: keep-alive", "If-None-Match: \"x\"", f"If-None-Match: {ETAG_SEEN}",
-                     f"If-Range: {ETAG_SEEN}", "Content-Length: 0", "Host: again", "Upgrade: h2c",
+                     f"If-None-Match: \"x\",W/{ETAG_SEEN}", f"If-None-Match: {ETAG_SEEN} \"x\"", "If-None-Match: *",
+                     "If-None-Match: , ,", "If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT",
+                     f"If-Range: {ETAG_SEEN}", f"If-Range: W/{ETAG_SEEN}", f"If-Range: {ETAG_SEEN}, \"x\"",
+                     "If-Range: \"x\"", "Content-Length: 0", "Host: again", "Upgrade: h2c",
                      "Accept-Encoding: gzip", "X-Custom: 1"]),
     st.text(st.characters(min_codepoint=0x20, max_codepoint=0xff, blacklist_characters="\x7f"), max_size=30)
     .map(lambda ua: f"User-Agent: {ua.strip()}"),
