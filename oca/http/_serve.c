@@ -1,6 +1,7 @@
 /* The edge's compiled request path: a GET or HEAD of a file the worker already has looked up (and
  * open, for a body), with no Range or one simple byte range, possibly conditional — the request
- * players send for every segment — is read and answered in C. *
+ * players send for every segment — is read and answered in C.
+ *
  * Why C: on this stack (uvloop, httptools, os.sendfile) a server with no features spends ~11 µs of
  * CPU on a 1 KiB range request over TCP, nginx ~14 µs; the Python path of oca.http.handler and
  * oca.http.protocol added ~17 µs more (decision ~4.5, access-log line and metrics ~2, queueing and
