@@ -15,11 +15,17 @@
  * own lookup, then GeoIP through the given callable; a prefix owner without a place in `bgp_places`
  * (it lacks an ASN or country, which GeoIP fills in) → None.
  *
- * lane: (parts, geo_lookup, entries, limit, load_limit, tail, counting) as decision.RankingCache.answer_lane
- *        builds it, where parts is FleetModel.locate_parts (blocks, block_matches, lookup, bgp_places,
- *        country_region) and counting is
+ * A client the flat /24 index alone places (one covering prefix whose owners have a place) is first
+ * looked up by (content key, slot) in the cache's index by slot, which this module fills after each
+ * full lookup: its ranking key follows from the slot, so neither the key nor the owners and their
+ * place need reading (remember_slot, below).
+ *
+ * lane: (parts, geo_lookup, entries, limit, load_limit, tail, counting, by_slot) as
+ *        decision.RankingCache.answer_lane builds it, where parts is FleetModel.locate_parts (blocks,
+ *        block_matches, lookup, bgp_places, country_region), counting is
  *        (counts, buckets, seconds, bounds, steer_offset, cache_counts): the arrays of
- *        metrics.DecisionCounts and the cache's (hits, misses). Returns the body, or None.
+ *        metrics.DecisionCounts and the cache's (hits, misses), and by_slot is (RankingCache.by_slot,
+ *        its count, its bound). Returns the body, or None.
  * An answer is counted as the Python path counts it: a decision of api "steer" at the entry's tier, its
  * time to locate and find the ranking, a cache hit; and one more compiled answer.
  */
@@ -170,23 +176,34 @@ static PyObject *address_str(Address *a) {   /* borrowed: the Address owns it */
     return a->str;
 }
 
+/* The flat /24 index's slot for an IPv4 address (prefixes.PrefixTable.flat_index): 0 no prefix, TRIE_SLOT
+ * several or longer ones, else a position in block_matches. */
+static int read_slot(PyObject *blocks, const unsigned char *packed, int32_t *slot) {
+    Py_buffer view;
+    if (PyObject_GetBuffer(blocks, &view, PyBUF_FORMAT) < 0)
+        return -1;
+    uint32_t block = ((uint32_t)packed[0] << 16) | ((uint32_t)packed[1] << 8) | packed[2];
+    int ok = view.itemsize == 4 && view.format != NULL && strcmp(view.format, "i") == 0 &&
+             (Py_ssize_t)block < view.len / 4;
+    *slot = ok ? ((const int32_t *)view.buf)[block] : 0;
+    PyBuffer_Release(&view);
+    if (!ok) {
+        PyErr_SetString(PyExc_TypeError, "blocks must be an int32 array of 2^24 slots");
+        return -1;
+    }
+    return 0;
+}
+
 /* decision.locate's matches for a parsed address: the flat index's single match when it has one, else
  * the table's lookup(address, bits). New reference (a tuple), or NULL with an error set. */
-static PyObject *covering(PyObject *lane, Address *address, int v4, const unsigned char *packed) {
+static PyObject *covering(PyObject *lane, Address *address, int v4, const unsigned char *packed,
+                          int32_t *flat_slot) {
     PyObject *blocks = PyTuple_GET_ITEM(lane, 0), *block_matches = PyTuple_GET_ITEM(lane, 1);
+    *flat_slot = 0;
     if (v4 && blocks != Py_None) {
-        Py_buffer view;
-        if (PyObject_GetBuffer(blocks, &view, PyBUF_FORMAT) < 0)
+        int32_t slot;
+        if (read_slot(blocks, packed, &slot) < 0)
             return NULL;
-        uint32_t block = ((uint32_t)packed[0] << 16) | ((uint32_t)packed[1] << 8) | packed[2];
-        int ok = view.itemsize == 4 && view.format != NULL && strcmp(view.format, "i") == 0 &&
-                 (Py_ssize_t)block < view.len / 4;
-        int32_t slot = ok ? ((const int32_t *)view.buf)[block] : 0;
-        PyBuffer_Release(&view);
-        if (!ok) {
-            PyErr_SetString(PyExc_TypeError, "blocks must be an int32 array of 2^24 slots");
-            return NULL;
-        }
         if (slot == 0)
             return PyTuple_New(0);
         if (slot != TRIE_SLOT) {
@@ -198,8 +215,10 @@ static PyObject *covering(PyObject *lane, Address *address, int v4, const unsign
                 return NULL;
             int single = parent == Py_None;
             Py_DECREF(parent);
-            if (single)
+            if (single) {
+                *flat_slot = slot;
                 return PyTuple_Pack(1, match);
+            }
         }
     }
     if (address_str(address) == NULL)
@@ -217,6 +236,7 @@ static PyObject *covering(PyObject *lane, Address *address, int v4, const unsign
 typedef struct {
     PyObject *matches, *asn, *country, *region;
     const char *source;
+    int32_t flat_slot; /* the flat index's slot when it alone located the client, else 0 */
 } Located;
 
 static void located_clear(Located *at) {
@@ -231,8 +251,8 @@ static void located_clear(Located *at) {
  * owner without a place: GeoIP completes it); -1: an error is set. */
 static int locate_client(PyObject *parts, PyObject *geo, Address *address, int v4, const unsigned char *packed,
                          Located *at) {
-    *at = (Located){NULL, NULL, NULL, NULL, NULL};
-    at->matches = covering(parts, address, v4, packed);
+    *at = (Located){NULL, NULL, NULL, NULL, NULL, 0};
+    at->matches = covering(parts, address, v4, packed, &at->flat_slot);
     if (at->matches == NULL)
         return -1;
     if (PyTuple_GET_SIZE(at->matches) > 0) {
@@ -484,14 +504,99 @@ counts_only:
     return -1;
 }
 
+/* The ranking cache's index by flat slot (decision.RankingCache.by_slot): content key → {slot: (entry,
+ * matches)}, for clients the flat /24 index alone places (one prefix, whose owners have a place). For
+ * them RankingCache.rank's key — owners, ASN, country, region — follows from the slot, so within one
+ * model and load limit (one cache, one lane), (content key, slot) at the default limit finds the same
+ * entry without building that key or reading the owners and their place. Filled here after the full
+ * lookup; bounded: `count[0]` entries at most `max`, then it starts again empty.
+ * by_slot: (dict, count, max). */
+static int remember_slot(PyObject *by_slot, PyObject *key, int32_t slot, PyObject *entry, PyObject *matches) {
+    if (!PyTuple_Check(by_slot) || PyTuple_GET_SIZE(by_slot) != 3 || !PyDict_Check(PyTuple_GET_ITEM(by_slot, 0))) {
+        PyErr_SetString(PyExc_TypeError, "by_slot must be (dict, array('q'), max)");
+        return -1;
+    }
+    PyObject *index = PyTuple_GET_ITEM(by_slot, 0);
+    Py_buffer count;
+    if (view_of(PyTuple_GET_ITEM(by_slot, 1), "q", 1, &count) < 0)
+        return -1;
+    long long max = PyLong_AsLongLong(PyTuple_GET_ITEM(by_slot, 2));
+    int64_t *n = count.buf;
+    int r = -1;
+    if (max == -1 && PyErr_Occurred())
+        goto done;
+    if (*n >= max) {
+        PyDict_Clear(index);
+        *n = 0;
+    }
+    PyObject *inner = PyDict_GetItemWithError(index, key);
+    if (inner == NULL) {
+        if (PyErr_Occurred() || (inner = PyDict_New()) == NULL)
+            goto done;
+        int set = PyDict_SetItem(index, key, inner);
+        Py_DECREF(inner); /* the index holds it */
+        if (set < 0)
+            goto done;
+    }
+    PyObject *slot_obj = PyLong_FromLong(slot), *value = PyTuple_Pack(2, entry, matches);
+    if (slot_obj != NULL && value != NULL && PyDict_SetItem(inner, slot_obj, value) == 0) {
+        *n += 1;
+        r = 0;
+    }
+    Py_XDECREF(slot_obj);
+    Py_XDECREF(value);
+done:
+    PyBuffer_Release(&count);
+    return r;
+}
+
+/* The answer through the index by flat slot: 1 answered (*result set), 0 not there, -1 error. */
+static int by_slot_answer(PyObject *by_slot, PyObject *blocks, const unsigned char *packed, PyObject *key,
+                          PyObject **result, const char *ip, Py_ssize_t ip_len, PyObject *lane, PyObject *age,
+                          double started) {
+    int32_t slot;
+    if (!PyTuple_Check(by_slot) || PyTuple_GET_SIZE(by_slot) != 3 || !PyDict_Check(PyTuple_GET_ITEM(by_slot, 0))) {
+        PyErr_SetString(PyExc_TypeError, "by_slot must be (dict, array('q'), max)");
+        return -1;
+    }
+    if (read_slot(blocks, packed, &slot) < 0)
+        return -1;
+    if (slot <= 0)
+        return 0;
+    PyObject *inner = PyDict_GetItemWithError(PyTuple_GET_ITEM(by_slot, 0), key);
+    if (inner == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *slot_obj = PyLong_FromLong(slot);
+    if (slot_obj == NULL)
+        return -1;
+    PyObject *hit = PyDict_GetItemWithError(inner, slot_obj); /* (entry, matches), borrowed */
+    Py_DECREF(slot_obj);
+    if (hit == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    Py_INCREF(hit); /* rendering runs no Python code, but keep the pair alive regardless */
+    PyObject *entry = PyTuple_GET_ITEM(hit, 0);
+    double seconds = now() - started;
+    *result = render(entry, ip, ip_len, PyTuple_GET_ITEM(hit, 1), PyTuple_GET_ITEM(lane, 5), age);
+    if (*result != NULL && *result != Py_None && count(PyTuple_GET_ITEM(lane, 6), entry, seconds) < 0)
+        Py_CLEAR(*result);
+    Py_DECREF(hit);
+    if (*result == NULL)
+        return -1;
+    if (*result == Py_None) { /* not rendered yet: the full path decides */
+        Py_CLEAR(*result);
+        return 0;
+    }
+    return 1;
+}
+
 static PyObject *answer(PyObject *self, PyObject *args) {
     (void)self;
     PyObject *path_obj, *lane, *age;
     if (!PyArg_ParseTuple(args, "UO!S", &path_obj, &PyTuple_Type, &lane, &age))
         return NULL;
     double started = now();
-    if (PyTuple_GET_SIZE(lane) != 7) {
-        PyErr_SetString(PyExc_TypeError, "lane must be a tuple of 7");
+    if (PyTuple_GET_SIZE(lane) != 8) {
+        PyErr_SetString(PyExc_TypeError, "lane must be a tuple of 8");
         return NULL;
     }
     Py_ssize_t path_len;
@@ -513,7 +618,7 @@ static PyObject *answer(PyObject *self, PyObject *args) {
 
     PyObject *result = NULL, *key_obj = NULL, *limit = NULL, *rkey = NULL;
     Address address = {ip, ip_len, NULL};
-    Located at = {NULL, NULL, NULL, NULL, NULL};
+    Located at = {NULL, NULL, NULL, NULL, NULL, 0};
     limit = parse_limit(limit_span, PyTuple_GET_ITEM(lane, 3));
     if (limit == NULL) {
         if (PyErr_Occurred())
@@ -527,6 +632,14 @@ static PyObject *answer(PyObject *self, PyObject *args) {
     if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 5) {
         PyErr_SetString(PyExc_TypeError, "the lane's model parts must be a tuple of 5");
         goto done;
+    }
+    PyObject *by_slot = PyTuple_GET_ITEM(lane, 7);
+    int plain = v4 && limit_span.start == NULL && PyTuple_GET_ITEM(parts, 0) != Py_None;
+    if (plain) {
+        int r = by_slot_answer(by_slot, PyTuple_GET_ITEM(parts, 0), packed, key_obj, &result, ip, ip_len, lane, age,
+                               started);
+        if (r != 0)
+            goto done; /* answered, or an error */
     }
     int found = locate_client(parts, PyTuple_GET_ITEM(lane, 1), &address, v4, packed, &at);
     if (found <= 0) {
@@ -545,6 +658,9 @@ static PyObject *answer(PyObject *self, PyObject *args) {
     double seconds = now() - started;
     result = render(entry, ip, ip_len, at.matches, PyTuple_GET_ITEM(lane, 5), age);
     if (result != NULL && result != Py_None && count(PyTuple_GET_ITEM(lane, 6), entry, seconds) < 0)
+        Py_CLEAR(result);
+    if (result != NULL && result != Py_None && plain && at.flat_slot > 0 &&
+        remember_slot(by_slot, key_obj, at.flat_slot, entry, at.matches) < 0)
         Py_CLEAR(result);
     Py_DECREF(entry);
 done:

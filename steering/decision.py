@@ -70,6 +70,10 @@ class RankingCache:
         # `next(iter(d))` must skip, which made eviction slower the longer the cache ran.
         self._entries: OrderedDict[tuple[Any, ...], CachedRanking] = OrderedDict()
         self.counts = array("q", [0, 0])    # hits, misses (steering/_answer.c counts its hits here too)
+        # steering/_answer.c's index of these entries by flat /24 slot (content key → {slot: (entry,
+        # matches)}), which it fills and bounds itself: its number of entries, at most max_entries.
+        self.by_slot: dict[str, dict[int, tuple[CachedRanking, tuple[Any, ...]]]] = {}
+        self.by_slot_count = array("q", [0])
 
     @property
     def hits(self) -> int:
@@ -107,7 +111,7 @@ class RankingCache:
         counting = (decisions.counts, decisions.buckets, decisions.seconds, decisions.bounds,
                     decisions.index[("steer", TIER_LABEL[Tier.PREFIX])], self.counts)
         return (model.locate_parts, geo.lookup if geo is not None else None, self._entries, limit,
-                load_limit, _model_json(model), counting)
+                load_limit, _model_json(model), counting, (self.by_slot, self.by_slot_count, self.max_entries))
 
 
 def steer(model: FleetModel, geo: GeoLookup | None, ip: str, content: Content, *,

@@ -94,6 +94,28 @@ def test_a_compiled_answer_is_the_python_answer(flat, with_geo, size, queries):
             assert after is not None, path
 
 
+def test_the_index_by_flat_slot_answers_a_neighbour_as_python_does():
+    m = model(flat=True)
+    cache = RankingCache(m, max_entries=2)
+    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())
+    python_answer(m, None, cache, "203.0.9.9", "t1/a.mp4", None, 0.0)
+    assert cached_answer("/api/v1/steer?ip=203.0.9.9&key=t1/a.mp4", lane, b"0.0") is not None
+    assert cache.by_slot_count[0] == 1 and list(cache.by_slot) == ["t1/a.mp4"]
+    hits = cache.hits
+    # the same /24, behind one prefix (203.0.0.0/16): found by its slot
+    neighbour = cached_answer("/api/v1/steer?ip=203.0.9.77&key=t1/a.mp4", lane, b"0.0")
+    assert neighbour == python_answer(m, None, cache, "203.0.9.77", "t1/a.mp4", None, 0.0)
+    assert cache.hits == hits + 2 and cache.by_slot_count[0] == 1  # the compiled hit, then Python's
+    # an explicit limit, a key not seen: not from the index
+    assert cached_answer("/api/v1/steer?ip=203.0.9.77&key=t1/a.mp4&limit=1", lane, b"0.0") is None
+    assert cached_answer("/api/v1/steer?ip=203.0.9.77&key=t1/b.mp4", lane, b"0.0") is None
+    # bounded: past max_entries it starts again empty
+    for ip, key in (("203.0.9.1", "t1/b.mp4"), ("203.0.9.1", "t9/x.mp4")):
+        python_answer(m, None, cache, ip, key, None, 0.0)
+        assert cached_answer(f"/api/v1/steer?ip={ip}&key={key}", lane, b"0.0") is not None
+    assert cache.by_slot_count[0] == 1 and list(cache.by_slot) == ["t9/x.mp4"]
+
+
 def test_a_multi_prefix_client_gets_every_prefix_in_its_reasons():
     m = model(flat=True)
     cache = RankingCache(m)
@@ -205,7 +227,8 @@ def test_malformed_counting_arrays_raise(counting):
     m = model(flat=True)
     cache = RankingCache(m)
     python_answer(m, None, cache, "203.0.113.5", "t1/a.mp4", None, 0.0)
-    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())[:6] + (counting,)
+    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())
+    lane = lane[:6] + (counting,) + lane[7:]
     with pytest.raises((TypeError, IndexError), match="counting|tier slot|integer"):
         cached_answer("/api/v1/steer?ip=203.0.113.5&key=t1/a.mp4", lane, b"0.0")
 
