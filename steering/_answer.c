@@ -504,6 +504,15 @@ counts_only:
     return -1;
 }
 
+/* by_slot as answer_lane passes it: (RankingCache.by_slot, its count, its bound). */
+static int check_by_slot(PyObject *by_slot) {
+    if (!PyTuple_Check(by_slot) || PyTuple_GET_SIZE(by_slot) != 3 || !PyDict_Check(PyTuple_GET_ITEM(by_slot, 0))) {
+        PyErr_SetString(PyExc_TypeError, "by_slot must be (dict, array('q'), max)");
+        return -1;
+    }
+    return 0;
+}
+
 /* The ranking cache's index by flat slot (decision.RankingCache.by_slot): content key → {slot: (entry,
  * matches)}, for clients the flat /24 index alone places (one prefix, whose owners have a place). For
  * them RankingCache.rank's key — owners, ASN, country, region — follows from the slot, so within one
@@ -512,10 +521,8 @@ counts_only:
  * lookup; bounded: `count[0]` entries at most `max`, then it starts again empty.
  * by_slot: (dict, count, max). */
 static int remember_slot(PyObject *by_slot, PyObject *key, int32_t slot, PyObject *entry, PyObject *matches) {
-    if (!PyTuple_Check(by_slot) || PyTuple_GET_SIZE(by_slot) != 3 || !PyDict_Check(PyTuple_GET_ITEM(by_slot, 0))) {
-        PyErr_SetString(PyExc_TypeError, "by_slot must be (dict, array('q'), max)");
+    if (check_by_slot(by_slot) < 0)
         return -1;
-    }
     PyObject *index = PyTuple_GET_ITEM(by_slot, 0);
     Py_buffer count;
     if (view_of(PyTuple_GET_ITEM(by_slot, 1), "q", 1, &count) < 0)
@@ -555,10 +562,8 @@ static int by_slot_answer(PyObject *by_slot, PyObject *blocks, const unsigned ch
                           PyObject **result, const char *ip, Py_ssize_t ip_len, PyObject *lane, PyObject *age,
                           double started) {
     int32_t slot;
-    if (!PyTuple_Check(by_slot) || PyTuple_GET_SIZE(by_slot) != 3 || !PyDict_Check(PyTuple_GET_ITEM(by_slot, 0))) {
-        PyErr_SetString(PyExc_TypeError, "by_slot must be (dict, array('q'), max)");
+    if (check_by_slot(by_slot) < 0)
         return -1;
-    }
     if (read_slot(blocks, packed, &slot) < 0)
         return -1;
     if (slot <= 0)
