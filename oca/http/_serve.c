@@ -61,12 +61,12 @@ enum { L_KEYS, L_TOKENS, L_CACHE, L_OPEN, L_CORS, L_CLOCK, L_METRICS, L_RESPONSE
        L_BUCKETS, L_BOUNDS, L_SHARED, L_CTX, L_IDLE, L_LIMITS, L_SIZE };
 
 static PyObject *s_fd, *s_client, *s_transport, *s_get_write_buffer_size, *s_draining, *s_tier, *s_path,
-    *s_size, *s_mtime_ns, *s_head_tail, *s_kid, *s_move_to_end, *s__now, *s__second, *s_now, *s_date_line,
+    *s_size, *s_mtime_ns, *s_head_tail, *s_kid, *s_move_to_end, *s_now, *s_date_line,
     *s_iso, *s_deadline, *s_deadline_kind, *s_idle, *s_bytes_sent, *s_duration_sum,
-    *s_access, *s__lines, *s__size, *s_buffer_bytes, *s_flush, *s_single, *s_none, *s_root, *s_v11,
+    *s_access, *s_write, *s_single, *s_none, *s_root, *s_v11,
     *s_v10, *s_key_hits, *s_compiled, *s_current, *s_header, *s_queue, *s_broken, *s_closed,
     *s_reading_paused, *s_parser, *s_get_method, *s_get_http_version, *s_should_keep_alive, *s_lane, *s_ctx,
-    *s_request_ready, *s_etag, *s_ignored, *one, *empty_bytes;
+    *s_etag, *s_ignored, *one, *empty_bytes;
 
 typedef struct {
     const char *p;
@@ -401,8 +401,8 @@ static int observe(Answer *a, double seconds) {
     return r;
 }
 
-/* The access-log line (oca.accesslog's format), appended to AccessLog's buffer as AccessLog.write does. */
-static int log_line(Answer *a, long long sent, double seconds) {
+/* The access-log line (oca.accesslog's format), handed to AccessLog.write. */
+static int log_line(Answer *a, double seconds) {
     PyObject *access = PyObject_GetAttr(PyTuple_GET_ITEM(a->lane, L_SHARED), s_access);
     if (access == NULL)
         return -1;
@@ -434,7 +434,7 @@ static int log_line(Answer *a, long long sent, double seconds) {
     put(&o, " ", 1);
     put_ll(&o, a->status);
     put(&o, " ", 1);
-    put_ll(&o, sent);
+    put_ll(&o, a->count);
     put(&o, " \"", 2);
     put_log_field(&o, a->range);
     put(&o, "\" ", 2);
@@ -456,25 +456,11 @@ static int log_line(Answer *a, long long sent, double seconds) {
         PyErr_SetString(PyExc_RuntimeError, "access-log line longer than its bound");
         goto done;
     }
-    PyObject *line = PyUnicode_DecodeLatin1(o.p, o.n, NULL), *lines = NULL, *n = NULL;
-    if (line == NULL)
-        goto done;
-    lines = PyObject_GetAttr(access, s__lines);
-    n = PyLong_FromSsize_t(o.n);
-    if (lines != NULL && n != NULL && PyList_Append(lines, line) == 0 && bump_attr(access, s__size, n) == 0) {
-        long long size = attr_ll(access, s__size), cap = attr_ll(access, s_buffer_bytes);
-        r = 0;
-        if (PyErr_Occurred())
-            r = -1;
-        else if (size >= cap) {
-            PyObject *x = PyObject_CallMethodNoArgs(access, s_flush);
-            r = x == NULL ? -1 : 0;
-            Py_XDECREF(x);
-        }
-    }
-    Py_DECREF(line);
-    Py_XDECREF(lines);
-    Py_XDECREF(n);
+    PyObject *line = PyUnicode_DecodeLatin1(o.p, o.n, NULL);
+    PyObject *x = line ? PyObject_CallMethodOneArg(access, s_write, line) : NULL; /* AccessLog.write */
+    r = x == NULL ? -1 : 0;
+    Py_XDECREF(x);
+    Py_XDECREF(line);
 done:
     if (o.p != stack && o.p != NULL)
         PyMem_Free(o.p);
@@ -503,7 +489,7 @@ static int record(Answer *a) {
         if (r)
             return -1;
     }
-    if (log_line(a, a->count, seconds) < 0)
+    if (log_line(a, seconds) < 0)
         return -1;
     PyObject *deadline = PyFloat_FromDouble(monotonic_now() + PyFloat_AsDouble(PyTuple_GET_ITEM(lane, L_IDLE)));
     if (deadline == NULL)
@@ -551,25 +537,13 @@ static int send_answer(Answer *a, int sock, int file_fd, const char *head, Py_ss
     return r < 0 ? -1 : 1;
 }
 
-/* The clock's time and lines, as response.Clock.now() keeps them: its injected time source is read
- * here, and Clock.now() called only when the second changed (it rebuilds the lines). */
+/* The clock's time and lines (response.Clock.now(), which rebuilds the lines once a second). */
 static int read_clock(Answer *a, PyObject *clock) {
-    PyObject *source = PyObject_GetAttr(clock, s__now), *t = source ? PyObject_CallNoArgs(source) : NULL;
-    Py_XDECREF(source);
+    PyObject *t = PyObject_CallMethodNoArgs(clock, s_now);
     if (t == NULL)
         return -1;
     a->now = PyFloat_AsDouble(t);
     Py_DECREF(t);
-    long long second = attr_ll(clock, s__second);
-    if (PyErr_Occurred())
-        return -1;
-    if ((long long)a->now != second) {
-        t = PyObject_CallMethodNoArgs(clock, s_now);
-        if (t == NULL)
-            return -1;
-        a->now = PyFloat_AsDouble(t);
-        Py_DECREF(t);
-    }
     if (PyErr_Occurred())
         return -1;
     a->date_line = PyObject_GetAttr(clock, s_date_line);
@@ -1137,18 +1111,17 @@ PyMODINIT_FUNC PyInit__serve(void) {
                  {&s_get_write_buffer_size, "get_write_buffer_size"}, {&s_draining, "draining"},
                  {&s_tier, "tier"}, {&s_path, "path"}, {&s_size, "size"}, {&s_mtime_ns, "mtime_ns"},
                  {&s_head_tail, "head_tail"}, {&s_kid, "kid"}, {&s_move_to_end, "move_to_end"},
-                 {&s__now, "_now"}, {&s__second, "_second"}, {&s_now, "now"}, {&s_date_line, "date_line"},
+                 {&s_now, "now"}, {&s_date_line, "date_line"},
                  {&s_iso, "iso"}, {&s_deadline, "deadline"}, {&s_deadline_kind, "deadline_kind"},
                  {&s_idle, "idle"}, {&s_bytes_sent, "bytes_sent"},
-                 {&s_duration_sum, "duration_sum"}, {&s_access, "access"}, {&s__lines, "_lines"},
-                 {&s__size, "_size"}, {&s_buffer_bytes, "buffer_bytes"}, {&s_flush, "flush"},
+                 {&s_duration_sum, "duration_sum"}, {&s_access, "access"}, {&s_write, "write"},
                  {&s_single, "single"}, {&s_none, "none"}, {&s_root, "root"}, {&s_v11, "1.1"},
                  {&s_v10, "1.0"}, {&s_key_hits, "key_hits"}, {&s_compiled, "compiled"},
                  {&s_current, "current"}, {&s_header, "header"}, {&s_queue, "queue"}, {&s_broken, "broken"},
                  {&s_closed, "closed"}, {&s_reading_paused, "reading_paused"}, {&s_parser, "parser"},
                  {&s_get_method, "get_method"}, {&s_get_http_version, "get_http_version"},
                  {&s_should_keep_alive, "should_keep_alive"}, {&s_lane, "lane"}, {&s_ctx, "ctx"},
-                 {&s_request_ready, "request_ready"}, {&s_etag, "etag"}, {&s_ignored, "ignored"}};
+                 {&s_etag, "etag"}, {&s_ignored, "ignored"}};
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if ((*names[i].slot = PyUnicode_InternFromString(names[i].name)) == NULL)
             return NULL;

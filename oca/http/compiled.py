@@ -23,15 +23,13 @@ except ImportError:  # not built: every request takes the Python path
     Head = None
 
 
-def lane(shared: Shared) -> tuple | None:
-    """What the compiled Head reads, in `_serve.c`'s L_* order; None when there is no compiled path.
+def lane(shared: Shared) -> tuple:
+    """What the compiled Head reads, in `_serve.c`'s L_* order (only that Head asks for it).
 
     Only objects that live as long as the worker's configuration: `Context.configure` drops the
     lane, and what the worker swaps at other times (the access log, the per-key hit counts) is read
     from `shared` on each call."""
     ctx = shared.ctx
-    if Head is None:
-        return None
     m = shared.metrics
     cors = True if ctx.cors_any else (ctx.cors_origins or None)
     # Tokens required without a key ring cannot verify anything: an empty memory leaves all to Python.

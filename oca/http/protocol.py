@@ -196,7 +196,7 @@ class EdgeProtocol(BodyFlow, asyncio.Protocol):
         tries to answer it at once, when nothing is in flight or queued, and queues it otherwise.)"""
         self.queue.append(Request(method, url, headers, version, keep_alive, self.client, started, hosts))
 
-    def lane(self) -> tuple | None:
+    def lane(self) -> tuple:
         """The compiled Head's lane for this worker's configuration (built once per configuration)."""
         ctx = self.s.ctx
         if ctx.lane is None:
