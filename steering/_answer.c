@@ -504,6 +504,17 @@ counts_only:
     return -1;
 }
 
+/* A found entry's answer for this client, counted (the time counted is up to the entry found): the
+ * body, Py_None when the entry is not rendered yet, NULL on error. */
+static PyObject *answer_entry(PyObject *lane, PyObject *entry, const char *ip, Py_ssize_t ip_len,
+                              PyObject *matches, PyObject *age, double started) {
+    double seconds = now() - started;
+    PyObject *body = render(entry, ip, ip_len, matches, PyTuple_GET_ITEM(lane, 5), age);
+    if (body != NULL && body != Py_None && count(PyTuple_GET_ITEM(lane, 6), entry, seconds) < 0)
+        Py_CLEAR(body);
+    return body;
+}
+
 /* by_slot as answer_lane passes it: (RankingCache.by_slot, its count, its bound). */
 static int check_by_slot(PyObject *by_slot) {
     if (!PyTuple_Check(by_slot) || PyTuple_GET_SIZE(by_slot) != 3 || !PyDict_Check(PyTuple_GET_ITEM(by_slot, 0))) {
@@ -580,10 +591,7 @@ static int by_slot_answer(PyObject *by_slot, PyObject *blocks, const unsigned ch
         return PyErr_Occurred() ? -1 : 0;
     Py_INCREF(hit); /* rendering runs no Python code, but keep the pair alive regardless */
     PyObject *entry = PyTuple_GET_ITEM(hit, 0);
-    double seconds = now() - started;
-    *result = render(entry, ip, ip_len, PyTuple_GET_ITEM(hit, 1), PyTuple_GET_ITEM(lane, 5), age);
-    if (*result != NULL && *result != Py_None && count(PyTuple_GET_ITEM(lane, 6), entry, seconds) < 0)
-        Py_CLEAR(*result);
+    *result = answer_entry(lane, entry, ip, ip_len, PyTuple_GET_ITEM(hit, 1), age, started);
     Py_DECREF(hit);
     if (*result == NULL)
         return -1;
@@ -660,10 +668,7 @@ static PyObject *answer(PyObject *self, PyObject *args) {
         goto done;
     }
     Py_INCREF(entry);
-    double seconds = now() - started;
-    result = render(entry, ip, ip_len, at.matches, PyTuple_GET_ITEM(lane, 5), age);
-    if (result != NULL && result != Py_None && count(PyTuple_GET_ITEM(lane, 6), entry, seconds) < 0)
-        Py_CLEAR(result);
+    result = answer_entry(lane, entry, ip, ip_len, at.matches, age, started);
     if (result != NULL && result != Py_None && plain && at.flat_slot > 0 &&
         remember_slot(by_slot, key_obj, at.flat_slot, entry, at.matches) < 0)
         Py_CLEAR(result);
