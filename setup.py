@@ -9,6 +9,8 @@ headers (Debian: gcc, python3-dev); scripts/bootstrap.sh installs them when run 
 from setuptools import Extension, setup
 
 MODULES = ("steering/_groupscan.c", "steering/_answer.c", "oca/http/_serve.c")
+HEADERS = {"steering/_answer.c": ["steering/_request_head.h"]}     # rebuilt when these change too
 
-setup(ext_modules=[Extension(src[:-2].replace("/", "."), [src], extra_compile_args=["-O2", "-Wall"])
+setup(ext_modules=[Extension(src[:-2].replace("/", "."), [src], depends=HEADERS.get(src, []),
+                             extra_compile_args=["-O2", "-Wall"])
                    for src in MODULES])

@@ -4,8 +4,11 @@ A synthetic fleet (17,000 appliances, 1,000,000 IPv4 + 100,000 IPv6 prefixes, 17
 the real snapshot parser and model builder; then in-process decisions per second on one core, then HTTP
 ``/api/v1/steer`` requests per second with the server pinned to one core and wrk on the other, against a
 bare aiohttp "hello" handler in the same run, and against the "floor" of any steering handler on aiohttp
-(parse the query, one prefix lookup, a pre-rendered answer of the same size); then the kernel-table
-read at 100,000 routes (netlink vs pyroute2, when root). Prints a readable table, then one JSON line.
+(parse the query, one prefix lookup, a pre-rendered answer of the same size). The service runs as the
+daemon runs it (plain cached queries answered at the connection, steering/connection.py) and, for
+comparison, with `server.compiled_path = false` (every request through aiohttp's request handling). Then
+the kernel-table read at 100,000 routes (netlink vs pyroute2, when root). Prints a readable table, then
+one JSON line.
 
 Options: ``--quick`` (a 10x smaller fleet, for a smoke run), ``--http-seconds N``, ``--http-reps N``, ``--skip-http``,
 ``--skip-routes``.
@@ -384,19 +387,22 @@ def measure_http(model: FleetModel, geo: Any, requests: list[tuple[str, Content]
         app.router.add_get("/api/v1/steer", floor)
         return app
 
-    def steering_app() -> web.Application:
+    def steering_app(compiled_path: bool = True) -> web.Application:
         holder = ModelHolder(time.monotonic)
         holder.swap(model)
         metrics = SteeringMetrics(CollectorRegistry(), holder.age)
-        return create_app(Settings(RankingConfig(), ContentSteeringConfig()), holder, geo, metrics)
+        return create_app(Settings(RankingConfig(), ContentSteeringConfig(), compiled_path), holder, geo, metrics)
 
     paths = [f"/api/v1/steer?{urlencode({'ip': ip, 'key': c.key})}" for ip, c in requests[:20000]]
     pair = (cpus[0], cpus[-1])
     runs = run_servers({"hello": hello_app, "hello_low_level": hello_low_level, "floor": floor_app,
-                        "steer": steering_app}, paths, seconds, reps, pair)
+                        "steer": steering_app, "steer_aiohttp": lambda: steering_app(False)},
+                       paths, seconds, reps, pair)
     hello, floor, steer_result = runs["hello"], runs["floor"], runs["steer"]
     return {"hello": hello, "hello_low_level": runs["hello_low_level"], "floor": floor, "steer": steer_result,
+            "steer_aiohttp": runs["steer_aiohttp"],
             "ratio": round(steer_result["req_per_s"] / max(1, hello["req_per_s"]), 3),
+            "aiohttp_ratio": round(runs["steer_aiohttp"]["req_per_s"] / max(1, hello["req_per_s"]), 3),
             "floor_ratio": round(floor["req_per_s"] / max(1, hello["req_per_s"]), 3),
             "ratio_runs": [round(s / max(1, h), 3) for s, h in zip(steer_result["runs_req_per_s"],
                                                                   hello["runs_req_per_s"], strict=True)],
@@ -531,6 +537,9 @@ def print_table(r: dict[str, Any]) -> None:
                   f"ranking-cache hit ratio {h['steer'].get('cache_hit_ratio')}, "
                   f"compiled answers {h['steer'].get('compiled_share')}, "
                   f"page faults/req {h['steer']['page_faults_per_req']} after {h['steer']['warm_up_s']} s warm-up)"),
+                 ("HTTP /api/v1/steer req/s, compiled_path off",
+                  f"{h['steer_aiohttp']['req_per_s']:,} (every request through aiohttp's request handling; "
+                  f"/ hello {h['aiohttp_ratio']}; compiled answers {h['steer_aiohttp'].get('compiled_share')})"),
                  ("HTTP hello req/s, low-level server",
                   f"{h['hello_low_level']['req_per_s']:,} (web.Server without the app's router; not the "
                   f"target's reference)"),

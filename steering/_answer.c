@@ -16,16 +16,16 @@
  * (it lacks an ASN or country, which GeoIP fills in) → None.
  *
  * A client the flat /24 index alone places (one covering prefix whose owners have a place) is first
- * looked up by (content key, slot) in the cache's index by slot, which this module fills after each
- * full lookup: its ranking key follows from the slot, so neither the key nor the owners and their
- * place need reading (remember_slot, below).
+ * looked up in the cache's finished answers by (content key, slot), which this module fills after each
+ * full lookup: the answer is the same for every address of the /24 but for the address and the model's
+ * age, so a hit reads neither the ranking key's parts nor the entry (Answers, below).
  *
- * lane: (parts, geo_lookup, entries, limit, load_limit, tail, counting, by_slot) as
+ * lane: (parts, geo_lookup, entries, limit, load_limit, tail, counting, answers) as
  *        decision.RankingCache.answer_lane builds it, where parts is FleetModel.locate_parts (blocks,
  *        block_matches, lookup, bgp_places, country_region), counting is
  *        (counts, buckets, seconds, bounds, steer_offset, cache_counts): the arrays of
- *        metrics.DecisionCounts and the cache's (hits, misses), and by_slot is (RankingCache.by_slot,
- *        its count, its bound). Returns the body, or None.
+ *        metrics.DecisionCounts and the cache's (hits, misses), and answers is (RankingCache.answers,
+ *        their size in bytes, the bound). Returns the body, or None.
  * An answer is counted as the Python path counts it: a decision of api "steer" at the entry's tier, its
  * time to locate and find the ranking, a cache hit; and one more compiled answer.
  */
@@ -41,6 +41,7 @@
 #define MAX_KEY_BYTES 512       /* oca.contentkey.MAX_KEY_BYTES */
 #define MAX_IP_TEXT 64
 #define MAX_LIMIT 1000          /* service._limit */
+#define STEER_PATH "/api/v1/steer?" /* service._STEER_QUERY */
 
 static PyObject *s_appliances, *s_parent, *s_prefix, *s_json, *s_tier_slot;
 
@@ -48,6 +49,8 @@ typedef struct {
     const char *start;
     Py_ssize_t len;
 } Span;
+
+#include "_request_head.h"
 
 static int hex_value(char c) {
     if (c >= '0' && c <= '9')
@@ -328,13 +331,40 @@ static PyObject *ranking_key(Located *at, PyObject *key, PyObject *limit, PyObje
     return ranking_key;
 }
 
-/* The answer's pieces, gathered before the bytes object is made at its final size. */
+/* The answer's pieces, gathered before the bytes object is made at its final size, and what they point
+ * into: references it owns (released by parts_free) and the client's address as text. */
 #define INLINE_PARTS 64
+#define MAX_OWNED 4
 typedef struct {
     Span inline_parts[INLINE_PARTS];
     Span *parts;
     Py_ssize_t len, cap, total;
+    PyObject *owned[MAX_OWNED];
+    int n_owned;
+    char ip[MAX_IP_TEXT + 1];
 } Parts;
+
+static void parts_init(Parts *p) {
+    p->parts = p->inline_parts, p->len = 0, p->cap = INLINE_PARTS, p->total = 0, p->n_owned = 0;
+}
+
+static void parts_free(Parts *p) {
+    while (p->n_owned > 0)
+        Py_DECREF(p->owned[--p->n_owned]);
+    if (p->parts != p->inline_parts)
+        PyMem_Free(p->parts);
+}
+
+/* Keep `obj` (a new reference, taken over) alive while the parts point into it. */
+static int own(Parts *p, PyObject *obj) {
+    if (p->n_owned == MAX_OWNED) {
+        Py_DECREF(obj);
+        PyErr_SetString(PyExc_RuntimeError, "an answer owning too many objects");
+        return -1;
+    }
+    p->owned[p->n_owned++] = obj;
+    return 0;
+}
 
 static int add(Parts *p, const char *data, Py_ssize_t len) {
     if (p->len == p->cap) {
@@ -386,45 +416,50 @@ static int add_prefix(Parts *p, PyObject *matches, Py_ssize_t i) {
     return add(p, text, len);
 }
 
-/* render_answer's bytes (ANSWER_VERSION 1): the client, the entry's pieces (decision.answer_json; their
- * prefix marks filled in), the model tail and age. Py_None when the entry was not rendered yet. */
-static PyObject *render(PyObject *entry, const char *ip, Py_ssize_t ip_len, PyObject *matches, PyObject *tail,
-                        PyObject *age) {
-    PyObject *pieces = PyObject_GetAttr(entry, s_json);
-    PyObject *body = NULL;
-    Parts p = {.parts = p.inline_parts, .cap = INLINE_PARTS};
-    if (pieces == NULL)
-        goto done;
-    if (pieces == Py_None || !PyTuple_Check(pieces)) {
-        body = Py_NewRef(Py_None);
-        goto done;
-    }
-    int empty = PyTuple_GET_SIZE(matches) == 0;
-    if (add_str(&p, "{\"version\":1,\"client\":{\"ip\":\"") < 0 || add(&p, ip, ip_len) < 0 ||
-        add_str(&p, empty ? "\",\"matched_prefix\":null," : "\",\"matched_prefix\":\"") < 0 ||
-        (!empty && (add_prefix(&p, matches, 0) < 0 || add_str(&p, "\",") < 0)))
-        goto done;
-    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pieces); i++) {
-        PyObject *piece = PyTuple_GET_ITEM(pieces, i);
-        if ((PyBytes_Check(piece) ? add_bytes(&p, piece) : add_prefix(&p, matches, PyLong_AsSsize_t(piece))) < 0)
-            goto done;
-    }
-    if (add_bytes(&p, tail) < 0 || add_bytes(&p, age) < 0 || add_str(&p, "}}") < 0)
-        goto done;
-    body = PyBytes_FromStringAndSize(NULL, p.total);
-    if (body != NULL) {
-        char *at = PyBytes_AS_STRING(body);
-        for (Py_ssize_t i = 0; i < p.len; i++) {
-            memcpy(at, p.parts[i].start, (size_t)p.parts[i].len);
-            at += p.parts[i].len;
+/* The gathered parts as one bytes object, after `head` (head_len bytes). */
+static PyObject *join(const Parts *p, const char *head, Py_ssize_t head_len) {
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, head_len + p->total);
+    if (bytes != NULL) {
+        char *at = PyBytes_AS_STRING(bytes);
+        memcpy(at, head, (size_t)head_len);
+        at += head_len;
+        for (Py_ssize_t i = 0; i < p->len; i++) {
+            memcpy(at, p->parts[i].start, (size_t)p->parts[i].len);
+            at += p->parts[i].len;
         }
     }
-done:
-    Py_XDECREF(pieces);
-    if (p.parts != p.inline_parts)
-        PyMem_Free(p.parts);
-    return body;
+    return bytes;
 }
+
+/* The answer after the client's address up to the model's age: the matched prefix, the entry's pieces
+ * (decision.answer_json; their prefix marks filled in) and the model tail. 1 added, 0 the entry is not
+ * rendered yet, -1 error. */
+static int add_rest(Parts *p, PyObject *entry, PyObject *matches, PyObject *tail) {
+    PyObject *pieces = PyObject_GetAttr(entry, s_json);
+    if (pieces == NULL || own(p, pieces) < 0 || own(p, Py_NewRef(matches)) < 0)
+        return -1;
+    if (pieces == Py_None || !PyTuple_Check(pieces))
+        return 0;
+    int empty = PyTuple_GET_SIZE(matches) == 0;
+    if (add_str(p, empty ? "\",\"matched_prefix\":null," : "\",\"matched_prefix\":\"") < 0 ||
+        (!empty && (add_prefix(p, matches, 0) < 0 || add_str(p, "\",") < 0)))
+        return -1;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(pieces); i++) {
+        PyObject *piece = PyTuple_GET_ITEM(pieces, i);
+        if ((PyBytes_Check(piece) ? add_bytes(p, piece) : add_prefix(p, matches, PyLong_AsSsize_t(piece))) < 0)
+            return -1;
+    }
+    return add_bytes(p, tail) < 0 ? -1 : 1;
+}
+
+/* render_answer's bytes (ANSWER_VERSION 1) before `rest` (add_rest's, or the finished answers'): the
+ * client's address, which p->ip holds. */
+static int add_client(Parts *p, Py_ssize_t ip_len) {
+    return add_str(p, "{\"version\":1,\"client\":{\"ip\":\"") < 0 ? -1 : add(p, p->ip, ip_len);
+}
+
+/* ...and after it: the model's age. */
+static int add_age(Parts *p, PyObject *age) { return add_bytes(p, age) < 0 ? -1 : add_str(p, "}}"); }
 
 static double now(void) {
     struct timespec ts;
@@ -445,15 +480,13 @@ static int view_of(PyObject *obj, const char *format, Py_ssize_t min_items, Py_b
     return 0;
 }
 
-/* Count one compiled answer as the Python path counts a decision (see the top of this file). */
-static int count(PyObject *counting, PyObject *entry, double seconds) {
+/* Count one compiled answer as the Python path counts a decision (see the top of this file), at the tier
+ * of `slot` (CachedRanking.tier_slot). */
+static int count(PyObject *counting, Py_ssize_t slot, double seconds) {
     if (!PyTuple_Check(counting) || PyTuple_GET_SIZE(counting) != 6) {
         PyErr_SetString(PyExc_TypeError, "counting must be a tuple of 6");
         return -1;
     }
-    PyObject *slot_obj = PyObject_GetAttr(entry, s_tier_slot);
-    Py_ssize_t slot = slot_obj == NULL ? -1 : PyLong_AsSsize_t(slot_obj);
-    Py_XDECREF(slot_obj);
     Py_ssize_t steer = PyLong_AsSsize_t(PyTuple_GET_ITEM(counting, 4));
     if (PyErr_Occurred())
         return -1;
@@ -504,182 +537,296 @@ counts_only:
     return -1;
 }
 
-/* A found entry's answer for this client, counted (the time counted is up to the entry found): the
- * body, Py_None when the entry is not rendered yet, NULL on error. */
-static PyObject *answer_entry(PyObject *lane, PyObject *entry, const char *ip, Py_ssize_t ip_len,
-                              PyObject *matches, PyObject *age, double started) {
+/* A found entry's answer for this client into `p`, counted (the time counted is up to the entry found):
+ * 1, 0 when the entry is not rendered yet, -1 on error. */
+static int answer_entry(Parts *p, PyObject *lane, PyObject *entry, Py_ssize_t ip_len, PyObject *matches,
+                        PyObject *age, double started) {
     double seconds = now() - started;
-    PyObject *body = render(entry, ip, ip_len, matches, PyTuple_GET_ITEM(lane, 5), age);
-    if (body != NULL && body != Py_None && count(PyTuple_GET_ITEM(lane, 6), entry, seconds) < 0)
-        Py_CLEAR(body);
-    return body;
+    int r = add_client(p, ip_len) < 0 ? -1 : add_rest(p, entry, matches, PyTuple_GET_ITEM(lane, 5));
+    if (r <= 0)
+        return r;
+    if (add_age(p, age) < 0)
+        return -1;
+    PyObject *slot = PyObject_GetAttr(entry, s_tier_slot);
+    Py_ssize_t tier = slot == NULL ? -1 : PyLong_AsSsize_t(slot);
+    Py_XDECREF(slot);
+    if (tier == -1 && PyErr_Occurred())
+        return -1;
+    return count(PyTuple_GET_ITEM(lane, 6), tier, seconds) < 0 ? -1 : 1;
 }
 
-/* by_slot as answer_lane passes it: (RankingCache.by_slot, its count, its bound). */
-static int check_by_slot(PyObject *by_slot) {
-    if (!PyTuple_Check(by_slot) || PyTuple_GET_SIZE(by_slot) != 3 || !PyDict_Check(PyTuple_GET_ITEM(by_slot, 0))) {
-        PyErr_SetString(PyExc_TypeError, "by_slot must be (dict, array('q'), max)");
+/* The ranking cache's finished answers (decision.RankingCache.answers) for clients the flat /24 index
+ * alone places (one covering prefix, whose owners have a place). Such a client's ranking key — owners,
+ * ASN, country, region — and matched prefix follow from its /24's slot, so within one lane (one model,
+ * load limit and default limit) its answer at the default limit is the same for every address in the
+ * /24 but for the address and the model's age: stored once as "KEY SLOT" → the tier slot in one byte,
+ * then add_rest's bytes. A hit reads the flat index, one dict entry and one bytes object, instead of the
+ * entry, its pieces and the client's prefix. Filled here after each full lookup; bounded: `size[0]`
+ * bytes (answers and keys) at most `max`, then it starts again empty; max 0 turns it off.
+ * answers: (dict, size, max), as answer_lane passes it. */
+typedef struct {
+    PyObject *index;
+    int64_t *size;
+    long long max;
+    Py_buffer view;
+} Answers;
+
+static int answers_open(PyObject *answers, Answers *a) {
+    if (!PyTuple_Check(answers) || PyTuple_GET_SIZE(answers) != 3 || !PyDict_Check(PyTuple_GET_ITEM(answers, 0))) {
+        PyErr_SetString(PyExc_TypeError, "answers must be (dict, array('q'), max bytes)");
         return -1;
     }
+    a->index = PyTuple_GET_ITEM(answers, 0);
+    a->max = PyLong_AsLongLong(PyTuple_GET_ITEM(answers, 2));
+    if (a->max == -1 && PyErr_Occurred())
+        return -1;
+    if (view_of(PyTuple_GET_ITEM(answers, 1), "q", 1, &a->view) < 0)
+        return -1;
+    a->size = a->view.buf;
     return 0;
 }
 
-/* The ranking cache's index by flat slot (decision.RankingCache.by_slot): content key → {slot: (entry,
- * matches)}, for clients the flat /24 index alone places (one prefix, whose owners have a place). For
- * them RankingCache.rank's key — owners, ASN, country, region — follows from the slot, so within one
- * model and load limit (one cache, one lane), (content key, slot) at the default limit finds the same
- * entry without building that key or reading the owners and their place. Filled here after the full
- * lookup; bounded: `count[0]` entries at most `max`, then it starts again empty.
- * by_slot: (dict, count, max). */
-static int remember_slot(PyObject *by_slot, PyObject *key, int32_t slot, PyObject *entry, PyObject *matches) {
-    if (check_by_slot(by_slot) < 0)
+/* "KEY SLOT": a valid key holds no space. */
+static PyObject *answers_key(const char *key, Py_ssize_t key_len, int32_t slot) {
+    char text[MAX_KEY_BYTES + 16];
+    memcpy(text, key, (size_t)key_len);
+    int n = snprintf(text + key_len, 16, " %d", (int)slot);
+    return PyUnicode_FromStringAndSize(text, key_len + n);
+}
+
+static int store_answer(Answers *a, PyObject *name, PyObject *value) {
+    int64_t cost = (int64_t)(PyBytes_GET_SIZE(value) + PyUnicode_GET_LENGTH(name));
+    if (cost > a->max)
+        return 0;
+    if (*a->size + cost > a->max) {
+        PyDict_Clear(a->index);
+        *a->size = 0;
+    }
+    if (PyDict_SetItem(a->index, name, value) < 0)
         return -1;
-    PyObject *index = PyTuple_GET_ITEM(by_slot, 0);
-    Py_buffer count;
-    if (view_of(PyTuple_GET_ITEM(by_slot, 1), "q", 1, &count) < 0)
+    *a->size += cost;
+    return 0;
+}
+
+static int keep_answer(Answers *a, const char *key, Py_ssize_t key_len, int32_t slot, PyObject *entry,
+                       PyObject *matches, PyObject *tail) {
+    PyObject *tier_obj = PyObject_GetAttr(entry, s_tier_slot);
+    long tier = tier_obj == NULL ? -1 : PyLong_AsLong(tier_obj);
+    Py_XDECREF(tier_obj);
+    if (tier < 0 || tier > 255) {
+        if (!PyErr_Occurred())
+            PyErr_SetString(PyExc_ValueError, "a tier slot outside 0..255");
         return -1;
-    long long max = PyLong_AsLongLong(PyTuple_GET_ITEM(by_slot, 2));
-    int64_t *n = count.buf;
-    int r = -1;
-    if (max == -1 && PyErr_Occurred())
-        goto done;
-    if (*n >= max) {
-        PyDict_Clear(index);
-        *n = 0;
     }
-    PyObject *inner = PyDict_GetItemWithError(index, key);
-    if (inner == NULL) {
-        if (PyErr_Occurred() || (inner = PyDict_New()) == NULL)
-            goto done;
-        int set = PyDict_SetItem(index, key, inner);
-        Py_DECREF(inner); /* the index holds it */
-        if (set < 0)
-            goto done;
+    char tier_byte = (char)tier;
+    Parts p;
+    parts_init(&p);
+    PyObject *value = NULL, *name = NULL;
+    int r = add_rest(&p, entry, matches, tail);
+    if (r > 0) {
+        value = join(&p, &tier_byte, 1);
+        name = value == NULL ? NULL : answers_key(key, key_len, slot);
+        r = name == NULL ? -1 : store_answer(a, name, value);
     }
-    PyObject *slot_obj = PyLong_FromLong(slot), *value = PyTuple_Pack(2, entry, matches);
-    if (slot_obj != NULL && value != NULL && PyDict_SetItem(inner, slot_obj, value) == 0) {
-        *n += 1;
-        r = 0;
-    }
-    Py_XDECREF(slot_obj);
     Py_XDECREF(value);
-done:
-    PyBuffer_Release(&count);
+    Py_XDECREF(name);
+    parts_free(&p);
     return r;
 }
 
-/* The answer through the index by flat slot: 1 answered (*result set), 0 not there, -1 error. */
-static int by_slot_answer(PyObject *by_slot, PyObject *blocks, const unsigned char *packed, PyObject *key,
-                          PyObject **result, const char *ip, Py_ssize_t ip_len, PyObject *lane, PyObject *age,
-                          double started) {
-    int32_t slot;
-    if (check_by_slot(by_slot) < 0)
+/* Keep an entry's answer for every client of `slot` (see Answers). 0 kept or left out, -1 error. */
+static int remember_answer(PyObject *answers, const char *key, Py_ssize_t key_len, int32_t slot, PyObject *entry,
+                           PyObject *matches, PyObject *tail) {
+    Answers a;
+    if (answers_open(answers, &a) < 0)
         return -1;
-    if (read_slot(blocks, packed, &slot) < 0)
-        return -1;
-    if (slot <= 0)
-        return 0;
-    PyObject *inner = PyDict_GetItemWithError(PyTuple_GET_ITEM(by_slot, 0), key);
-    if (inner == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    PyObject *slot_obj = PyLong_FromLong(slot);
-    if (slot_obj == NULL)
-        return -1;
-    PyObject *hit = PyDict_GetItemWithError(inner, slot_obj); /* (entry, matches), borrowed */
-    Py_DECREF(slot_obj);
-    if (hit == NULL)
-        return PyErr_Occurred() ? -1 : 0;
-    Py_INCREF(hit); /* rendering runs no Python code, but keep the pair alive regardless */
-    PyObject *entry = PyTuple_GET_ITEM(hit, 0);
-    *result = answer_entry(lane, entry, ip, ip_len, PyTuple_GET_ITEM(hit, 1), age, started);
-    Py_DECREF(hit);
-    if (*result == NULL)
-        return -1;
-    if (*result == Py_None) { /* not rendered yet: the full path decides */
-        Py_CLEAR(*result);
-        return 0;
-    }
-    return 1;
+    int r = a.max > 0 ? keep_answer(&a, key, key_len, slot, entry, matches, tail) : 0;
+    PyBuffer_Release(&a.view);
+    return r;
 }
 
-static PyObject *answer(PyObject *self, PyObject *args) {
-    (void)self;
-    PyObject *path_obj, *lane, *age;
-    if (!PyArg_ParseTuple(args, "UO!S", &path_obj, &PyTuple_Type, &lane, &age))
-        return NULL;
-    double started = now();
-    if (PyTuple_GET_SIZE(lane) != 8) {
-        PyErr_SetString(PyExc_TypeError, "lane must be a tuple of 8");
-        return NULL;
+/* The answer from the finished answers into `p`: 1 answered and counted, 0 not there, -1 error. */
+static int indexed_answer(Parts *p, PyObject *lane, PyObject *blocks, const unsigned char *packed, const char *key,
+                          Py_ssize_t key_len, Py_ssize_t ip_len, PyObject *age, double started) {
+    Answers a;
+    int32_t slot;
+    if (answers_open(PyTuple_GET_ITEM(lane, 7), &a) < 0)
+        return -1;
+    int r = a.max > 0 ? read_slot(blocks, packed, &slot) : 0;
+    PyBuffer_Release(&a.view);
+    if (r < 0 || a.max == 0 || slot <= 0)
+        return r;
+    PyObject *name = answers_key(key, key_len, slot);
+    if (name == NULL)
+        return -1;
+    PyObject *value = PyDict_GetItemWithError(a.index, name); /* borrowed */
+    Py_DECREF(name);
+    if (value == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyBytes_Check(value) || PyBytes_GET_SIZE(value) < 1) {
+        PyErr_SetString(PyExc_TypeError, "a finished answer must be bytes: its tier slot, then the answer");
+        return -1;
     }
-    Py_ssize_t path_len;
-    const char *path = PyUnicode_AsUTF8AndSize(path_obj, &path_len);
-    if (path == NULL)
-        return NULL;
-    Span ip_span, key_span, limit_span;
-    char ip[MAX_IP_TEXT + 1], key[MAX_KEY_BYTES + 1];
-    if (!split_query(path, path_len, &ip_span, &key_span, &limit_span))
-        Py_RETURN_NONE;
-    Py_ssize_t ip_len = decode(ip_span, ip, MAX_IP_TEXT), key_len = decode(key_span, key, MAX_KEY_BYTES);
-    if (ip_len < 1 || key_len < 1 || !valid_key(key, key_len))
-        Py_RETURN_NONE;
-    ip[ip_len] = 0, key[key_len] = 0;
-    unsigned char packed[16];
-    int v4 = parse_address(ip, ip_len, packed);
-    if (v4 < 0)
-        Py_RETURN_NONE;
+    if (own(p, Py_NewRef(value)) < 0)
+        return -1;
+    double seconds = now() - started;
+    const char *stored = PyBytes_AS_STRING(value);
+    if (add_client(p, ip_len) < 0 || add(p, stored + 1, PyBytes_GET_SIZE(value) - 1) < 0 || add_age(p, age) < 0)
+        return -1;
+    return count(PyTuple_GET_ITEM(lane, 6), (unsigned char)stored[0], seconds) < 0 ? -1 : 1;
+}
 
-    PyObject *result = NULL, *key_obj = NULL, *limit = NULL, *rkey = NULL;
-    Address address = {ip, ip_len, NULL};
+/* The answer through locating the client and the ranking cache's entries into `p`: 1 answered and
+ * counted (and kept in the finished answers when `plain` and the flat index placed the client), 0 not
+ * cached, not rendered or not for this module, -1 error. */
+static int full_answer(Parts *p, PyObject *lane, const char *key, Py_ssize_t key_len, Py_ssize_t ip_len, int v4,
+                       const unsigned char *packed, int plain, Span limit_text, PyObject *age, double started) {
+    PyObject *limit = parse_limit(limit_text, PyTuple_GET_ITEM(lane, 3));
+    if (limit == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *key_obj = NULL, *rkey = NULL;
+    Address address = {p->ip, ip_len, NULL};
     Located at = {NULL, NULL, NULL, NULL, NULL, 0};
-    limit = parse_limit(limit_span, PyTuple_GET_ITEM(lane, 3));
-    if (limit == NULL) {
-        if (PyErr_Occurred())
-            return NULL;
-        Py_RETURN_NONE;
-    }
+    int r = -1;
     key_obj = PyUnicode_FromStringAndSize(key, key_len);
     if (key_obj == NULL)
         goto done;
-    PyObject *parts = PyTuple_GET_ITEM(lane, 0);
-    if (!PyTuple_Check(parts) || PyTuple_GET_SIZE(parts) != 5) {
-        PyErr_SetString(PyExc_TypeError, "the lane's model parts must be a tuple of 5");
+    r = locate_client(PyTuple_GET_ITEM(lane, 0), PyTuple_GET_ITEM(lane, 1), &address, v4, packed, &at);
+    if (r <= 0)
         goto done;
-    }
-    PyObject *by_slot = PyTuple_GET_ITEM(lane, 7);
-    int plain = v4 && limit_span.start == NULL && PyTuple_GET_ITEM(parts, 0) != Py_None;
-    if (plain) {
-        int r = by_slot_answer(by_slot, PyTuple_GET_ITEM(parts, 0), packed, key_obj, &result, ip, ip_len, lane, age,
-                               started);
-        if (r != 0)
-            goto done; /* answered, or an error */
-    }
-    int found = locate_client(parts, PyTuple_GET_ITEM(lane, 1), &address, v4, packed, &at);
-    if (found <= 0) {
-        result = found < 0 ? NULL : Py_NewRef(Py_None);
-        goto done;
-    }
+    r = -1;
     rkey = ranking_key(&at, key_obj, limit, PyTuple_GET_ITEM(lane, 4));
     if (rkey == NULL)
         goto done;
-    PyObject *entry = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, 2), rkey);   /* borrowed */
+    PyObject *entry = PyDict_GetItemWithError(PyTuple_GET_ITEM(lane, 2), rkey); /* borrowed */
     if (entry == NULL) {
-        result = PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        r = PyErr_Occurred() ? -1 : 0;
         goto done;
     }
-    Py_INCREF(entry);
-    result = answer_entry(lane, entry, ip, ip_len, at.matches, age, started);
-    if (result != NULL && result != Py_None && plain && at.flat_slot > 0 &&
-        remember_slot(by_slot, key_obj, at.flat_slot, entry, at.matches) < 0)
-        Py_CLEAR(result);
-    Py_DECREF(entry);
+    if (own(p, Py_NewRef(entry)) < 0)
+        goto done;
+    r = answer_entry(p, lane, entry, ip_len, at.matches, age, started);
+    if (r > 0 && plain && at.flat_slot > 0 &&
+        remember_answer(PyTuple_GET_ITEM(lane, 7), key, key_len, at.flat_slot, entry, at.matches,
+                        PyTuple_GET_ITEM(lane, 5)) < 0)
+        r = -1;
 done:
     located_clear(&at);
     Py_XDECREF(address.str);
     Py_XDECREF(key_obj);
     Py_XDECREF(limit);
     Py_XDECREF(rkey);
-    return result;
+    return r;
+}
+
+/* The answer's parts for request target `path` (see the top of this file): 1 answered and counted, 0
+ * for the Python path, -1 error. */
+static int answer_parts(Parts *p, const char *path, Py_ssize_t path_len, PyObject *lane, PyObject *age) {
+    double started = now();
+    if (!PyTuple_Check(lane) || PyTuple_GET_SIZE(lane) != 8 || !PyTuple_Check(PyTuple_GET_ITEM(lane, 0)) ||
+        PyTuple_GET_SIZE(PyTuple_GET_ITEM(lane, 0)) != 5) {
+        PyErr_SetString(PyExc_TypeError, "lane must be a tuple of 8, its model parts a tuple of 5");
+        return -1;
+    }
+    Span ip_text, key_text, limit_text;
+    char key[MAX_KEY_BYTES + 1];
+    if (!split_query(path, path_len, &ip_text, &key_text, &limit_text))
+        return 0;
+    Py_ssize_t ip_len = decode(ip_text, p->ip, MAX_IP_TEXT), key_len = decode(key_text, key, MAX_KEY_BYTES);
+    if (ip_len < 1 || key_len < 1 || !valid_key(key, key_len))
+        return 0;
+    p->ip[ip_len] = 0, key[key_len] = 0;
+    unsigned char packed[16];
+    int v4 = parse_address(p->ip, ip_len, packed);
+    if (v4 < 0)
+        return 0;
+    PyObject *blocks = PyTuple_GET_ITEM(PyTuple_GET_ITEM(lane, 0), 0);
+    int plain = v4 && limit_text.start == NULL && blocks != Py_None;
+    int r = plain ? indexed_answer(p, lane, blocks, packed, key, key_len, ip_len, age, started) : 0;
+    return r != 0 ? r : full_answer(p, lane, key, key_len, ip_len, v4, packed, plain, limit_text, age, started);
+}
+
+/* answer(path, lane, age) -> body | None */
+static PyObject *answer(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyBytes_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "answer(path: str, lane: tuple, age: bytes)");
+        return NULL;
+    }
+    Py_ssize_t path_len;
+    const char *path = PyUnicode_AsUTF8AndSize(args[0], &path_len);
+    if (path == NULL)
+        return NULL;
+    Parts p;
+    parts_init(&p);
+    int r = answer_parts(&p, path, path_len, args[1], args[2]);
+    PyObject *body = r < 0 ? NULL : r == 0 ? Py_NewRef(Py_None) : join(&p, "", 0);
+    parts_free(&p);
+    return body;
+}
+
+/* The Date field aiohttp writes (RFC 9110 §5.6.7 IMF-fixdate, always English), made once a second. */
+static Py_ssize_t date_field(char *out, size_t cap) {
+    static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+    static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+    static time_t made_at = -1;
+    static char field[64];
+    static int field_len;
+    time_t t = time(NULL);
+    if (t != made_at) {
+        struct tm tm;
+        gmtime_r(&t, &tm);
+        field_len = snprintf(field, sizeof(field), "Date: %s, %02d %s %04d %02d:%02d:%02d GMT\r\n", days[tm.tm_wday],
+                             tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        made_at = t;
+    }
+    if ((size_t)field_len >= cap)
+        return 0;
+    memcpy(out, field, (size_t)field_len);
+    return field_len;
+}
+
+/* respond(data, lane, age, server) -> response | None | False: the bytes one read from a connection
+ * brought, when they are exactly one plain GET head (_request_head.h) of a steer query, answered here as
+ * aiohttp's steer handler would answer it, status line and fields included (`server`: aiohttp's Server
+ * field value) — or None: one plain GET head this module does not answer (another path, a ranking not
+ * cached, or `lane` None), after which the connection's parser stands at a message boundary; False:
+ * anything else. */
+static PyObject *respond(PyObject *self, PyObject *const *args, Py_ssize_t nargs) {
+    (void)self;
+    if (nargs != 4 || !PyBytes_Check(args[0]) || !PyBytes_Check(args[2]) || !PyBytes_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "respond(data: bytes, lane: tuple | None, age: bytes, server: bytes)");
+        return NULL;
+    }
+    Span target;
+    if (!plain_request(PyBytes_AS_STRING(args[0]), PyBytes_GET_SIZE(args[0]), &target))
+        Py_RETURN_FALSE;
+    size_t steer_len = strlen(STEER_PATH);
+    if (args[1] == Py_None || (size_t)target.len < steer_len || memcmp(target.start, STEER_PATH, steer_len) != 0)
+        Py_RETURN_NONE;
+    Parts p;
+    parts_init(&p);
+    PyObject *response = NULL;
+    int r = answer_parts(&p, target.start, target.len, args[1], args[2]);
+    if (r == 0)
+        response = Py_NewRef(Py_None);
+    if (r > 0) {
+        char head[320];
+        int n = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zd\r\n",
+                         p.total);
+        Py_ssize_t len = n + date_field(head + n, sizeof(head) - (size_t)n), server = PyBytes_GET_SIZE(args[3]);
+        if (server + 12 > (Py_ssize_t)sizeof(head) - len) {
+            PyErr_SetString(PyExc_ValueError, "a Server field value that long");
+        } else {
+            memcpy(head + len, "Server: ", 8);
+            memcpy(head + len + 8, PyBytes_AS_STRING(args[3]), (size_t)server);
+            memcpy(head + len + 8 + server, "\r\n\r\n", 4);
+            response = join(&p, head, len + 12 + server);
+        }
+    }
+    parts_free(&p);
+    return response;
 }
 
 static PyObject *s_bgp, *s_geoip, *s_none;
@@ -727,8 +874,10 @@ static PyObject *locate(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"locate", locate, METH_VARARGS,
      "locate(ip, parts, geo_lookup, client_type) -> Client | None: decision.locate, compiled (steering/_answer.c)"},
-    {"answer", answer, METH_VARARGS,
+    {"answer", (PyCFunction)(void (*)(void))answer, METH_FASTCALL,
      "answer(path, lane, age) -> body | None: a cached steering answer (steering/_answer.c)"},
+    {"respond", (PyCFunction)(void (*)(void))respond, METH_FASTCALL,
+     "respond(data, lane, age, server) -> response | None | False: a plain steer request answered whole"},
     {NULL, NULL, 0, NULL},
 };
 

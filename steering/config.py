@@ -23,6 +23,7 @@ class RankingConfig:
     load_limit: float = DEFAULT_LOAD_LIMIT
     max_candidates: int = 5
     cache_entries: int = 200_000
+    answer_cache_mib: int = 64
     country_regions: dict[str, str] = field(default_factory=dict)
 
 
@@ -41,6 +42,7 @@ class SteeringConfig:
     country_db: Path | None
     ranking: RankingConfig
     content_steering: ContentSteeringConfig
+    compiled_path: bool = True     # plain cached steer queries answered at the connection (steering/connection.py)
 
 
 def load_steering_config(path: str | Path) -> SteeringConfig:
@@ -48,6 +50,7 @@ def load_steering_config(path: str | Path) -> SteeringConfig:
     root = load_toml(path)
     server = root.section("server")
     listen = server.address("listen", "0.0.0.0:8100")
+    compiled_path = server.bool("compiled_path", True)
     server.done()
     snapshot = _read_snapshot(root.section("snapshot", required=True))
     geoip = root.section("geoip")
@@ -63,7 +66,7 @@ def load_steering_config(path: str | Path) -> SteeringConfig:
     )
     cs.done()
     root.done()
-    return SteeringConfig(listen, snapshot, asn_db, country_db, ranking, content_steering)
+    return SteeringConfig(listen, snapshot, asn_db, country_db, ranking, content_steering, compiled_path)
 
 
 def _read_networks(s: Section, name: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
@@ -93,6 +96,7 @@ def _read_ranking(s: Section) -> RankingConfig:
     load_limit = s.float("load_limit", DEFAULT_LOAD_LIMIT, min=0.0)
     max_candidates = s.int("max_candidates", 5, min=1, max=1000)
     cache_entries = s.int("cache_entries", 200_000, min=0)
+    answer_cache_mib = s.int("answer_cache_mib", 64, min=0, max=1 << 20)
     regions_section = s.section("country_regions")
     regions = {}
     for country in list(regions_section.data):
@@ -101,4 +105,4 @@ def _read_ranking(s: Section) -> RankingConfig:
         regions[country.upper()] = regions_section.str(country)
     regions_section.done()
     s.done()
-    return RankingConfig(load_limit, max_candidates, cache_entries, regions)
+    return RankingConfig(load_limit, max_candidates, cache_entries, answer_cache_mib, regions)

@@ -64,16 +64,17 @@ class RankingCache:
     model gets a new cache, so an entry never outlives the state it was computed from.
     """
 
-    def __init__(self, model: FleetModel, max_entries: int = 200_000) -> None:
-        self.model, self.max_entries = model, max_entries
+    def __init__(self, model: FleetModel, max_entries: int = 200_000, answer_bytes: int = 64 << 20) -> None:
+        self.model, self.max_entries, self.answer_bytes = model, max_entries, answer_bytes
         # OrderedDict: popping the oldest is O(1); a plain dict leaves deleted slots at its front that
         # `next(iter(d))` must skip, which made eviction slower the longer the cache ran.
         self._entries: OrderedDict[tuple[Any, ...], CachedRanking] = OrderedDict()
         self.counts = array("q", [0, 0])    # hits, misses (steering/_answer.c counts its hits here too)
-        # steering/_answer.c's index of these entries by flat /24 slot (content key → {slot: (entry,
-        # matches)}), which it fills and bounds itself: its number of entries, at most max_entries.
-        self.by_slot: dict[str, dict[int, tuple[CachedRanking, tuple[Any, ...]]]] = {}
-        self.by_slot_count = array("q", [0])
+        # steering/_answer.c's finished answers of the current lane ("KEY SLOT" → tier slot byte + the
+        # answer after the address, for clients the flat /24 index alone places), which it fills and
+        # bounds itself: their size in bytes, at most answer_bytes.
+        self.answers: dict[str, bytes] = {}
+        self.answers_size = array("q", [0])
 
     @property
     def hits(self) -> int:
@@ -105,13 +106,14 @@ class RankingCache:
                     decisions: DecisionCounts) -> tuple[Any, ...]:
         """What `cached_answer` (steering/_answer.c) reads to answer from this cache: what locating a
         client takes (the model's `locate_parts`, GeoIP), the entries, the key's parts that do not come
-        from the request, the tail; and what it counts into: `decisions` (as api "steer") and this
-        cache's hits."""
+        from the request, the tail; what it counts into: `decisions` (as api "steer") and this cache's
+        hits; and its finished answers, which hold this lane's limits: a new lane starts them empty."""
         model = self.model
         counting = (decisions.counts, decisions.buckets, decisions.seconds, decisions.bounds,
                     decisions.index[("steer", TIER_LABEL[Tier.PREFIX])], self.counts)
+        self.answers, self.answers_size = {}, array("q", [0])
         return (model.locate_parts, geo.lookup if geo is not None else None, self._entries, limit,
-                load_limit, _model_json(model), counting, (self.by_slot, self.by_slot_count, self.max_entries))
+                load_limit, _model_json(model), counting, (self.answers, self.answers_size, self.answer_bytes))
 
 
 def steer(model: FleetModel, geo: GeoLookup | None, ip: str, content: Content, *,
@@ -231,5 +233,6 @@ def render_answer(decision: Decision, model: FleetModel, model_age_s: float) -> 
 
 try:    # built by `pip install -e .` (setup.py); without it every answer takes the Python path
     from steering._answer import answer as cached_answer
+    from steering._answer import respond as compiled_response
 except ImportError:
-    cached_answer = None
+    cached_answer = compiled_response = None

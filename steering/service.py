@@ -31,7 +31,8 @@ from oca.config import ConfigError
 from oca.contentkey import InvalidKey, validate_key
 from steering import content_steering as cs
 from steering.config import ContentSteeringConfig, RankingConfig, SteeringConfig
-from steering.decision import Decision, RankingCache, age_json, cached_answer, render_answer, steer
+from steering.connection import SERVER_FIELD, compiled_connections
+from steering.decision import Decision, RankingCache, age_json, cached_answer, compiled_response, render_answer, steer
 from steering.fleet import FleetModel, ModelHolder
 from steering.geo import GeoDatabaseError, GeoLookup
 from steering.metrics import SteeringMetrics
@@ -66,6 +67,7 @@ class RequestError(Exception):
 class Settings:
     ranking: RankingConfig
     content_steering: ContentSteeringConfig
+    compiled_path: bool = True      # connections opened from now on answer cached queries compiled
 
 
 @dataclass(frozen=True)
@@ -146,19 +148,32 @@ class SteeringHandlers:
         """The answer of a plain steer query whose ranking is cached and rendered, written in one compiled
         call (steering/_answer.c), which also counts it in the metrics and the cache's hits; None sends
         the request down the Python path, which answers the rest (and every error) and fills the cache."""
+        lane = self._current_lane()
+        if lane is None:
+            return None
+        body = cached_answer(path, lane[3], age_json(self.holder.age() or 0.0))
+        return None if body is None else web.Response(body=body, content_type=_JSON)
+
+    def respond(self, data: bytes, idle: bool) -> bytes | None | bool:
+        """A connection's read answered whole when it is one plain steer request head whose ranking is
+        cached (steering/connection.py), and the connection `idle`; else None when it is one plain
+        request head all the same (aiohttp's parser will stand at a boundary after it), False otherwise."""
+        lane = self._current_lane() if idle else None
+        if lane is None:
+            return compiled_response(data, None, b"", SERVER_FIELD)
+        return compiled_response(data, lane[3], age_json(self.holder.age() or 0.0), SERVER_FIELD)
+
+    def _current_lane(self) -> tuple[FleetModel, Runtime, RankingCache, tuple[Any, ...]] | None:
         model, rt, lane = self.holder.model, self.runtime, self._lane
         if lane is None or lane[0] is not model or lane[1] is not rt or lane[2] is not self._cache:
             lane = self._lane = self._new_lane(model, rt)
-            if lane is None:
-                return None
-        body = cached_answer(path, lane[3], age_json(self.holder.age() or 0.0))
-        return None if body is None else web.Response(body=body, content_type=_JSON)
+        return lane
 
     def _new_lane(self, model: FleetModel | None,
                   rt: Runtime) -> tuple[FleetModel, Runtime, RankingCache, tuple[Any, ...]] | None:
         ranking = rt.settings.ranking
-        cache = self._cache_for(model, ranking.cache_entries) if model is not None else None
-        if cache is None or cached_answer is None:
+        cache = self._cache_for(model, ranking) if model is not None else None
+        if cache is None or cached_answer is None or compiled_response is None:
             return None
         return model, rt, cache, cache.answer_lane(rt.geo, ranking.load_limit, ranking.max_candidates,
                                                    self.metrics.decisions)
@@ -175,22 +190,24 @@ class SteeringHandlers:
         ranking = rt.settings.ranking
         try:
             decision = steer(model, rt.geo, ip, content, load_limit=ranking.load_limit,
-                             limit=limit, cache=self._cache_for(model, ranking.cache_entries))
+                             limit=limit, cache=self._cache_for(model, ranking))
         except InvalidAddress as e:
             raise RequestError(400, "invalid_ip", str(e)) from None
         self.metrics.decided(api, decision.tier_label, self.clock() - started)
         return decision
 
-    def _cache_for(self, model: FleetModel, size: int) -> RankingCache | None:
+    def _cache_for(self, model: FleetModel, ranking: RankingConfig) -> RankingCache | None:
         """The current model's ranking cache (a new model or size starts an empty one; entries are keyed
         by load limit and limit, so a reload of those does not need a new cache)."""
+        size, answer_bytes = ranking.cache_entries, ranking.answer_cache_mib << 20
         if size == 0:
             self._cache = self._lane = None      # neither keeps a model alive once the cache is off
             return None
-        if self._cache is None or self._cache.model is not model or self._cache.max_entries != size:
+        cache = self._cache
+        if cache is None or cache.model is not model or cache.max_entries != size or cache.answer_bytes != answer_bytes:
             # The lane holds the old cache and model: dropped with them, even when only content steering
             # (which never reads the lane) is asked for.
-            self._cache, self._lane = RankingCache(model, size), None
+            self._cache, self._lane = RankingCache(model, size, answer_bytes), None
         return self._cache
 
     def _cache_hit_ratio(self) -> float:
@@ -248,7 +265,8 @@ def front_door(server: web.Server, handlers: SteeringHandlers) -> None:
     app's request handler in the low-level `web.Server` that `AppRunner` made for it (before any
     connection, which binds the handler when it opens): a GET whose raw target starts with the steer path
     is answered from the cache when `answer_from_cache` can; everything else, including every other steer
-    request, takes the app's route to the same handlers.
+    request, takes the app's route to the same handlers. Before that, the server's connections answer
+    what they can as it arrives (steering/connection.py): the front door sees what they leave to aiohttp.
     """
     app_handler = server.request_handler
 
@@ -262,6 +280,8 @@ def front_door(server: web.Server, handlers: SteeringHandlers) -> None:
         return await app_handler(request)
 
     server.request_handler = handle
+    if compiled_response is not None:
+        compiled_connections(server, handlers)
 
 
 async def serve_app(app: web.Application, host: str, port: int) -> None:
@@ -337,9 +357,10 @@ class Daemon:
             ("snapshot", old.snapshot, new.snapshot), ("geoip", (old.asn_db, old.country_db),
                                                        (new.asn_db, new.country_db)),
             ("ranking", old.ranking, new.ranking), ("content_steering", old.content_steering,
-                                                    new.content_steering)) if a != b]
+                                                    new.content_steering),
+            ("server.compiled_path (new connections)", old.compiled_path, new.compiled_path)) if a != b]
         old_geo = self.handlers.runtime.geo
-        self.handlers.runtime = Runtime(Settings(new.ranking, new.content_steering), geo)
+        self.handlers.runtime = Runtime(Settings(new.ranking, new.content_steering, new.compiled_path), geo)
         self.config = new
         if self.poller is not None:
             # New regions change the model itself: rebuild it from a full snapshot.
@@ -371,7 +392,8 @@ def create_daemon_app(config: SteeringConfig, *, clock: Callable[[], float] = ti
     `reload_config` (how to read the configuration again), SIGHUP reloads it (`Daemon.reload`)."""
     holder = ModelHolder(clock)
     metrics = SteeringMetrics(registry or CollectorRegistry(), holder.age)
-    app = create_app(Settings(config.ranking, config.content_steering), holder, _open_geo(config), metrics)
+    app = create_app(Settings(config.ranking, config.content_steering, config.compiled_path), holder,
+                     _open_geo(config), metrics)
     daemon = app[DAEMON] = Daemon(config, app[HANDLERS], metrics)
 
     def build(body: bytes) -> FleetModel:

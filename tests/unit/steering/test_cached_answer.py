@@ -94,26 +94,65 @@ def test_a_compiled_answer_is_the_python_answer(flat, with_geo, size, queries):
             assert after is not None, path
 
 
-def test_the_index_by_flat_slot_answers_a_neighbour_as_python_does():
+def test_the_finished_answers_answer_a_neighbour_as_python_does():
     m = model(flat=True)
-    cache = RankingCache(m, max_entries=2)
+    cache = RankingCache(m, answer_bytes=6000)
     lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())
     python_answer(m, None, cache, "203.0.9.9", "t1/a.mp4", None, 0.0)
-    assert cached_answer("/api/v1/steer?ip=203.0.9.9&key=t1/a.mp4", lane, b"0.0") is not None
-    assert cache.by_slot_count[0] == 1 and list(cache.by_slot) == ["t1/a.mp4"]
-    hits = cache.hits
-    # the same /24, behind one prefix (203.0.0.0/16): found by its slot
-    neighbour = cached_answer("/api/v1/steer?ip=203.0.9.77&key=t1/a.mp4", lane, b"0.0")
-    assert neighbour == python_answer(m, None, cache, "203.0.9.77", "t1/a.mp4", None, 0.0)
-    assert cache.hits == hits + 2 and cache.by_slot_count[0] == 1  # the compiled hit, then Python's
-    # an explicit limit, a key not seen: not from the index
-    assert cached_answer("/api/v1/steer?ip=203.0.9.77&key=t1/a.mp4&limit=1", lane, b"0.0") is None
-    assert cached_answer("/api/v1/steer?ip=203.0.9.77&key=t1/b.mp4", lane, b"0.0") is None
-    # bounded: past max_entries it starts again empty
-    for ip, key in (("203.0.9.1", "t1/b.mp4"), ("203.0.9.1", "t9/x.mp4")):
-        python_answer(m, None, cache, ip, key, None, 0.0)
-        assert cached_answer(f"/api/v1/steer?ip={ip}&key={key}", lane, b"0.0") is not None
-    assert cache.by_slot_count[0] == 1 and list(cache.by_slot) == ["t9/x.mp4"]
+    first = cached_answer("/api/v1/steer?ip=203.0.9.9&key=t1/a.mp4", lane, b"0.0")
+    assert first is not None
+    [(name, stored)] = cache.answers.items()
+    assert name.startswith("t1/a.mp4 ") and cache.answers_size[0] == len(name) + len(stored)
+    assert first.endswith(stored[1:] + b"0.0}}")      # the tier slot, then the answer after the address
+    hits, compiled = cache.hits, DecisionCounts()
+    # the same /24, behind one prefix (203.0.0.0/16): from the finished answers, counted like the rest
+    counted_lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, compiled)
+    assert cache.answers == {}                        # a new lane starts them empty
+    python_answer(m, None, cache, "203.0.9.9", "t1/a.mp4", None, 0.0)
+    assert cached_answer("/api/v1/steer?ip=203.0.9.9&key=t1/a.mp4", counted_lane, b"0.0") is not None
+    neighbour = cached_answer("/api/v1/steer?ip=203.0.9.77&key=t1/a.mp4", counted_lane, b"1.5")
+    assert neighbour == python_answer(m, None, cache, "203.0.9.77", "t1/a.mp4", None, 1.5)
+    assert len(cache.answers) == 1 and cache.hits == hits + 4   # Python's two, the two compiled
+    assert compiled.counts[-1] == 2 and sum(compiled.counts[:-1]) == 2 and sum(compiled.buckets) == 2
+    # an explicit limit, a key not seen: not from the finished answers
+    assert cached_answer("/api/v1/steer?ip=203.0.9.77&key=t1/a.mp4&limit=1", counted_lane, b"0.0") is None
+    assert cached_answer("/api/v1/steer?ip=203.0.9.77&key=t1/b.mp4", counted_lane, b"0.0") is None
+    # bounded in bytes (answers and keys): past answer_bytes it starts again empty
+    cache.answer_bytes = 2200
+    small_lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())
+    sizes = []
+    for key in KEYS:
+        python_answer(m, None, cache, "203.0.9.1", key, None, 0.0)
+        assert cached_answer(f"/api/v1/steer?ip=203.0.9.1&key={key}", small_lane, b"0.0") is not None
+        sizes.append(cache.answers_size[0])
+        assert sizes[-1] == sum(len(k) + len(v) for k, v in cache.answers.items()) <= 2200
+    assert sizes[1] > sizes[0] > sizes[2] > 0 and list(cache.answers) == ["t9/x.mp4 " + name.split()[1]]
+
+
+def test_finished_answers_hold_their_lane_s_limits():
+    """A reload that changes the default limit or the load limit keeps the cache (its keys hold both)
+    but not the finished answers, which hold them implicitly."""
+    m = model(flat=True)
+    cache = RankingCache(m)
+    path = "/api/v1/steer?ip=203.0.9.9&key=t1/a.mp4"
+    for load_limit, limit in ((LOAD_LIMIT, DEFAULT_LIMIT), (LOAD_LIMIT, 1), (0.95, 1)):
+        lane = cache.answer_lane(None, load_limit, limit, DecisionCounts())
+        decision = steer(m, None, "203.0.9.9", Content(key="t1/a.mp4"), load_limit=load_limit, limit=limit,
+                         cache=cache)
+        expected = render_answer(decision, m, 0.0)
+        assert cached_answer(path, lane, b"0.0") == expected       # through the full lookup, kept
+        assert cached_answer(path, lane, b"0.0") == expected       # from the finished answers
+        assert len(cache.answers) == 1
+
+
+def test_finished_answers_can_be_turned_off():
+    m = model(flat=True)
+    cache = RankingCache(m, answer_bytes=0)
+    lane = cache.answer_lane(None, LOAD_LIMIT, DEFAULT_LIMIT, DecisionCounts())
+    expected = python_answer(m, None, cache, "203.0.9.9", "t1/a.mp4", None, 0.0)
+    for _ in range(2):
+        assert cached_answer("/api/v1/steer?ip=203.0.9.9&key=t1/a.mp4", lane, b"0.0") == expected
+    assert cache.answers == {} and cache.answers_size[0] == 0
 
 
 def test_a_multi_prefix_client_gets_every_prefix_in_its_reasons():

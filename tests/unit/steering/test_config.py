@@ -4,7 +4,7 @@ import pytest
 
 from oca.config import EXIT_CONFIG, ConfigError
 from steering.cli import main
-from steering.config import load_steering_config
+from steering.config import RankingConfig, load_steering_config
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "docs/examples/oca-steering.toml"
 
@@ -14,6 +14,7 @@ def test_example_config_is_valid():
     assert config.listen == ("0.0.0.0", 8100)
     assert config.snapshot.interval == 5.0 and config.snapshot.token == "change-me"
     assert config.ranking.load_limit == 0.8 and config.ranking.country_regions["AT"] == "eu-central"
+    assert config.ranking == RankingConfig(country_regions=config.ranking.country_regions)   # the defaults
     assert config.content_steering.ttl == 10
 
 
@@ -33,6 +34,7 @@ MINIMAL = '[snapshot]\nurl = "http://127.0.0.1:1/api/v1/fleet/snapshot"\n'
     (MINIMAL + 'interval = "0s"\n', "snapshot.interval"),
     (MINIMAL + 'token = "a"\ntoken_file = "t"\n', "snapshot.token_file"),
     (MINIMAL + '[ranking]\nload_limit = -1\n', "ranking.load_limit"),
+    (MINIMAL + '[ranking]\nanswer_cache_mib = -1\n', "ranking.answer_cache_mib"),
     (MINIMAL + '[ranking.country_regions]\nGermany = "eu"\n', "ranking.country_regions.Germany"),
     (MINIMAL + '[geoip]\nasn_db = "missing.mmdb"\n', "geoip.asn_db"),
     (MINIMAL + '[server]\nlisten = "nope"\n', "server.listen"),
