@@ -13,7 +13,8 @@ aiohttp unchanged, and aiohttp answers it: other routes, errors, titles, cache m
 The connection stays aiohttp's: its parser sees every byte the compiled answer did not take, its keep-alive
 timer is moved on after each answer exactly as aiohttp's own loop moves it, and shutdown, flow control and
 closing are untouched. A compiled answer is only written when aiohttp is waiting for the next request
-with nothing queued, so responses keep the order of requests. And only while aiohttp's parser is known to
+with nothing queued, so responses keep the order of requests, and while the transport takes writes (a
+client that does not read its answers meets aiohttp's flow control). And only while aiohttp's parser is known to
 stand at a message boundary: after a read that was not one whole plain head (a split head, a body,
 pipelining) the connection stays with aiohttp for good.
 
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # What SteeringConnection reads or moves of aiohttp's RequestHandler (aiohttp 3.14's web_protocol).
-ASSUMED = ("_waiter", "_messages", "_close", "_force_close", "_payload_parser", "_upgraded", "_loop",
+ASSUMED = ("_waiter", "_messages", "_close", "_force_close", "_payload_parser", "_upgraded", "_paused", "_loop",
            "_keepalive_timeout", "_next_keepalive_close_time", "_keepalive_handle")
 SERVER_FIELD = SERVER_SOFTWARE.encode()
 
@@ -56,9 +57,12 @@ class SteeringConnection(RequestHandler):
     def data_received(self, data: bytes) -> None:
         if self._compiled:
             waiter = self._waiter
-            # aiohttp's own test for "waiting for the next request" (RequestHandler._process_keepalive)
+            # aiohttp's own test for "waiting for the next request" (RequestHandler._process_keepalive), and
+            # a transport that takes writes: with its buffer over the high-water mark (a client that does not
+            # read), aiohttp answers, waiting for the buffer to drain and then pausing reads.
             idle = (waiter is not None and not waiter.done() and not self._messages and not self._close
-                    and not self._force_close and self._payload_parser is None and not self._upgraded)
+                    and not self._force_close and self._payload_parser is None and not self._upgraded
+                    and not self._paused)
             response = self._handlers.respond(data, idle)
             if response.__class__ is bytes:
                 self.transport.write(response)          # type: ignore[union-attr]

@@ -216,6 +216,24 @@ def test_a_request_arriving_while_aiohttp_is_busy_waits_its_turn(services):
     assert handled == 2 and responses[0].endswith(b"slow") and b'"version":1' in responses[1]
 
 
+def test_a_client_that_does_not_read_meets_aiohttp_s_flow_control(services):
+    """With the transport's buffer over its high-water mark (writing paused), aiohttp answers: it waits
+    for the buffer to drain before the next request, where a compiled answer would only add to it."""
+    with socket.create_connection(("127.0.0.1", services.on.port), timeout=5) as sock:
+        buffer = bytearray()
+        sock.sendall(get(CACHED[0], HOST))
+        assert b'"version":1' in read_response(sock, buffer)
+        [connection] = [c for c in services.on.runner.server.connections
+                        if c.transport is not None and c.transport.get_extra_info("peername") == sock.getsockname()]
+        services.loop.call_soon_threadsafe(connection.pause_writing)
+        before = services.on.requests
+        sock.sendall(get(CACHED[0], HOST))
+        time.sleep(0.2)
+        services.loop.call_soon_threadsafe(connection.resume_writing)
+        assert b'"version":1' in read_response(sock, buffer)
+        assert services.on.requests == before + 1
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(
     st.sampled_from([b"GET", b"get", b"POST"]),     # HEAD: in the table above (its answer has no body)
