@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -159,16 +160,27 @@ def _root_entry(base: Path, rel: str, full: str) -> ServedFile | str:
                       st.st_mtime_ns)
 
 
-def tree_signature(root: str | os.PathLike[str]) -> int:
+# A directory's mtime comes from the kernel's coarse clock (one tick, a few ms): a file added in the same
+# tick as an earlier change to that directory leaves its mtime as it was ("racy" timestamps, as git calls
+# them). A tree whose newest directory changed this recently is not taken as settled.
+SETTLE_NS = 2_000_000_000
+
+
+def tree_signature(root: str | os.PathLike[str]) -> int | None:
     """A digest of every directory's path and mtime under `root`: it changes when a file is added,
     removed or renamed into place (what publishing does), at the cost of one stat per directory.
-    Files edited in place keep it; the edge notices those itself when it opens them."""
-    parts = []
+    Files edited in place keep it; the edge notices those itself when it opens them. None while a
+    directory changed within SETTLE_NS: a later change in the same clock tick would not show in it."""
+    parts, newest = [], 0
     for dirpath, _dirnames, _filenames in os.walk(root, followlinks=False):
         try:
-            parts.append((dirpath, os.stat(dirpath).st_mtime_ns))
+            mtime = os.stat(dirpath).st_mtime_ns
         except OSError:
             continue
+        parts.append((dirpath, mtime))
+        newest = max(newest, mtime)
+    if newest > time.time_ns() - SETTLE_NS:
+        return None
     return hash(tuple(sorted(parts)))
 
 

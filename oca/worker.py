@@ -152,7 +152,7 @@ class Worker:
         while True:
             await asyncio.sleep(self.spec.rescan)
             now = await loop.run_in_executor(None, tree_signature, root)
-            if now == seen:
+            if now == seen and now is not None:     # None: changed just now, maybe again in the same tick
                 continue
             source = await loop.run_in_executor(None, RootSource, root)
             self.ctx.view.swap_source(source).close()
