@@ -63,7 +63,11 @@ class SteeringConnection(RequestHandler):
             idle = (waiter is not None and not waiter.done() and not self._messages and not self._close
                     and not self._force_close and self._payload_parser is None and not self._upgraded
                     and not self._paused)
-            response = self._handlers.respond(data, idle)
+            try:
+                response = self._handlers.respond(data, idle)
+            except Exception:       # a fault of ours must not cost the client its answer: aiohttp gives it
+                log.exception("compiled answer failed; this connection is left to aiohttp")
+                response = False
             if response.__class__ is bytes:
                 self.transport.write(response)          # type: ignore[union-attr]
                 self._answered()

@@ -173,7 +173,7 @@ class SteeringHandlers:
                   rt: Runtime) -> tuple[FleetModel, Runtime, RankingCache, tuple[Any, ...]] | None:
         ranking = rt.settings.ranking
         cache = self._cache_for(model, ranking) if model is not None else None
-        if cache is None or cached_answer is None or compiled_response is None:
+        if cache is None or cached_answer is None:
             return None
         return model, rt, cache, cache.answer_lane(rt.geo, ranking.load_limit, ranking.max_candidates,
                                                    self.metrics.decisions)
@@ -204,7 +204,8 @@ class SteeringHandlers:
             self._cache = self._lane = None      # neither keeps a model alive once the cache is off
             return None
         cache = self._cache
-        if cache is None or cache.model is not model or cache.max_entries != size or cache.answer_bytes != answer_bytes:
+        if (cache is None or cache.model is not model or cache.max_entries != size
+                or cache.answer_bytes != answer_bytes):
             # The lane holds the old cache and model: dropped with them, even when only content steering
             # (which never reads the lane) is asked for.
             self._cache, self._lane = RankingCache(model, size, answer_bytes), None

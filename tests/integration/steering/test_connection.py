@@ -234,6 +234,14 @@ def test_a_client_that_does_not_read_meets_aiohttp_s_flow_control(services):
         assert services.on.requests == before + 1
 
 
+def test_a_fault_in_the_compiled_answer_leaves_the_request_to_aiohttp(services, monkeypatch):
+    def broken(data: bytes, idle: bool) -> bytes:
+        raise RuntimeError("a bug")
+    monkeypatch.setattr(services.on.runner.app[HANDLERS], "respond", broken)
+    responses, handled = both(services, [get(CACHED[0], HOST), get(CACHED[0], HOST)], pause=0.05)
+    assert handled == 2 and len(responses) == 2 and b'"version":1' in responses[1]
+
+
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(st.tuples(
     st.sampled_from([b"GET", b"get", b"POST"]),     # HEAD: in the table above (its answer has no body)
