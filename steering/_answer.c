@@ -537,20 +537,26 @@ counts_only:
     return -1;
 }
 
-/* A found entry's answer for this client into `p`, counted (the time counted is up to the entry found):
- * 1, 0 when the entry is not rendered yet, -1 on error. */
-static int answer_entry(Parts *p, PyObject *lane, PyObject *entry, Py_ssize_t ip_len, PyObject *matches,
+/* An entry's tier (CachedRanking.tier_slot), which the finished answers keep in one byte: 0..255, or -1
+ * with an error set. */
+static long tier_of(PyObject *entry) {
+    PyObject *slot = PyObject_GetAttr(entry, s_tier_slot);
+    long tier = slot == NULL ? -1 : PyLong_AsLong(slot);
+    Py_XDECREF(slot);
+    if ((tier < 0 || tier > 255) && !PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "a tier slot outside 0..255");
+    return tier < 0 || tier > 255 ? -1 : tier;
+}
+
+/* A found entry's answer for this client into `p`, counted at `tier` (the time counted is up to the entry
+ * found): 1, 0 when the entry is not rendered yet, -1 on error. */
+static int answer_entry(Parts *p, PyObject *lane, PyObject *entry, long tier, Py_ssize_t ip_len, PyObject *matches,
                         PyObject *age, double started) {
     double seconds = now() - started;
     int r = add_client(p, ip_len) < 0 ? -1 : add_rest(p, entry, matches, PyTuple_GET_ITEM(lane, 5));
     if (r <= 0)
         return r;
     if (add_age(p, age) < 0)
-        return -1;
-    PyObject *slot = PyObject_GetAttr(entry, s_tier_slot);
-    Py_ssize_t tier = slot == NULL ? -1 : PyLong_AsSsize_t(slot);
-    Py_XDECREF(slot);
-    if (tier == -1 && PyErr_Occurred())
         return -1;
     return count(PyTuple_GET_ITEM(lane, 6), tier, seconds) < 0 ? -1 : 1;
 }
@@ -608,16 +614,8 @@ static int store_answer(Answers *a, PyObject *name, PyObject *value) {
     return 0;
 }
 
-static int keep_answer(Answers *a, const char *key, Py_ssize_t key_len, int32_t slot, PyObject *entry,
+static int keep_answer(Answers *a, const char *key, Py_ssize_t key_len, int32_t slot, PyObject *entry, long tier,
                        PyObject *matches, PyObject *tail) {
-    PyObject *tier_obj = PyObject_GetAttr(entry, s_tier_slot);
-    long tier = tier_obj == NULL ? -1 : PyLong_AsLong(tier_obj);
-    Py_XDECREF(tier_obj);
-    if (tier < 0 || tier > 255) {
-        if (!PyErr_Occurred())
-            PyErr_SetString(PyExc_ValueError, "a tier slot outside 0..255");
-        return -1;
-    }
     char tier_byte = (char)tier;
     Parts p;
     parts_init(&p);
@@ -634,13 +632,13 @@ static int keep_answer(Answers *a, const char *key, Py_ssize_t key_len, int32_t 
     return r;
 }
 
-/* Keep an entry's answer for every client of `slot` (see Answers). 0 kept or left out, -1 error. */
+/* Keep an entry's answer (at `tier`) for every client of `slot` (see Answers). 0 kept or left out, -1 error. */
 static int remember_answer(PyObject *answers, const char *key, Py_ssize_t key_len, int32_t slot, PyObject *entry,
-                           PyObject *matches, PyObject *tail) {
+                           long tier, PyObject *matches, PyObject *tail) {
     Answers a;
     if (answers_open(answers, &a) < 0)
         return -1;
-    int r = a.max > 0 ? keep_answer(&a, key, key_len, slot, entry, matches, tail) : 0;
+    int r = a.max > 0 ? keep_answer(&a, key, key_len, slot, entry, tier, matches, tail) : 0;
     PyBuffer_Release(&a.view);
     return r;
 }
@@ -703,11 +701,12 @@ static int full_answer(Parts *p, PyObject *lane, const char *key, Py_ssize_t key
         r = PyErr_Occurred() ? -1 : 0;
         goto done;
     }
-    if (own(p, Py_NewRef(entry)) < 0)
+    long tier = tier_of(entry);
+    if (tier < 0 || own(p, Py_NewRef(entry)) < 0)
         goto done;
-    r = answer_entry(p, lane, entry, ip_len, at.matches, age, started);
+    r = answer_entry(p, lane, entry, tier, ip_len, at.matches, age, started);
     if (r > 0 && plain && at.flat_slot > 0 &&
-        remember_answer(PyTuple_GET_ITEM(lane, 7), key, key_len, at.flat_slot, entry, at.matches,
+        remember_answer(PyTuple_GET_ITEM(lane, 7), key, key_len, at.flat_slot, entry, tier, at.matches,
                         PyTuple_GET_ITEM(lane, 5)) < 0)
         r = -1;
 done:
